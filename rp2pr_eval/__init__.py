@@ -1,0 +1,16 @@
+"""rp2pr_eval: statistical evaluation of the Improving Lung Cancer Outcomes Project (ILCOP).
+
+The public names below are the stable face of the package (see docs/API in
+shared/design/API.md); internals may move.
+"""
+from .data import DataError, PeriodCoverageWarning, load_patients, save_patients, trust_panel, validate_panel, validate_patients
+from .design import StudyDesign
+from .errors import ParameterError
+from .outcomes import CASE_MIX, OUTCOMES, PRIMARY_OUTCOMES, Outcome
+from .synthetic import simulate_nlca
+
+__all__ = [
+    "CASE_MIX", "DataError", "OUTCOMES", "Outcome", "PRIMARY_OUTCOMES", "ParameterError", "PeriodCoverageWarning",
+    "StudyDesign", "load_patients", "save_patients", "simulate_nlca", "trust_panel", "validate_panel",
+    "validate_patients",
+]

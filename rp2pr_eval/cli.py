@@ -1,0 +1,156 @@
+"""Command line: ``rp2pr-eval <command>``.
+
+User errors (bad data, bad parameters, bad flags, unwritable folders) print one
+line ``rp2pr-eval: error: …`` and exit with status 2, without a traceback;
+``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .errors import DataError, ParameterError
+
+EXIT_USER_ERROR = 2
+EXIT_FAILED = 1
+
+
+class UserError(Exception):
+    """An error in what the user asked for (printed as one line)."""
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .data.io import save_patients
+    from .design import StudyDesign
+    from .synthetic import simulate_nlca
+
+    design = StudyDesign.from_yaml(args.design) if args.design else None
+    effects = {}
+    for item in args.effect or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--effect expects NAME=VALUE, got {item!r}")
+        try:
+            effects[name] = float(value)
+        except ValueError:
+            raise UserError(f"--effect {name}: {value!r} is not a number") from None
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UserError(f"{out} exists; pass --force to overwrite")
+    frame = simulate_nlca(seed=args.seed, design=design, effects=effects, n_pairs=args.pairs,
+                          n_treated_pairs=args.treated_pairs)
+    save_patients(frame, out)
+    print(f"wrote {len(frame)} patients in {frame['trust_id'].nunique()} trusts to {out}")
+    return 0
+
+
+def _cmd_validate_data(args: argparse.Namespace) -> int:
+    from .data.io import load_patients
+    from .design import StudyDesign
+    from .summary import design_summary
+
+    design = StudyDesign.from_yaml(args.design) if args.design else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = load_patients(args.path, design=design)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    s = design_summary(frame, design=design)
+    print(f"{args.path}: valid — {s['patients']} patients, {s['trusts']} trusts, {s['pairs']} pairs "
+          f"({', '.join(f'{k}: {v}' for k, v in s['pairs_by_arm'].items())} pairs)")
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from .data.io import load_patients
+    from .design import StudyDesign
+    from .summary import design_summary, national_rates
+
+    design = StudyDesign.from_yaml(args.design) if args.design else None
+    frame = load_patients(args.data, design=design)
+    s = design_summary(frame, design=design)
+    print(f"data: {args.data}")
+    print(f"patients {s['patients']}, trusts {s['trusts']} {s['trusts_by_arm']}, pairs {s['pairs']} {s['pairs_by_arm']}")
+    print("patients per audit year: " + ", ".join(f"{y}: {n}" for y, n in s["patients_by_year"].items()))
+    rates = national_rates(frame)
+    table = rates.pivot(index="outcome", columns="audit_year", values="value")
+    refs = rates.dropna(subset=["reference"]).pivot(index="outcome", columns="audit_year", values="reference")
+    refs.columns = [f"STUDY {c}" for c in refs.columns]
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print("national rates (proportions; medians in days) against STUDY.md §2:")
+        print(table.join(refs).round(3).to_string())
+    return 0
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rp2pr-eval", description="ILCOP evaluation toolkit")
+    _add_common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("simulate", help="write a synthetic NLCA patient table with a known truth")
+    p.add_argument("--out", required=True, help="output file (.csv, .csv.gz or .parquet)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--design", help="design YAML (default: the built-in design)")
+    p.add_argument("--effect", action="append", metavar="OUTCOME=VALUE",
+                   help="planted effect (logit / log / log-hazard scale); repeatable")
+    p.add_argument("--pairs", type=int, default=40, help="number of pairs (default 40)")
+    p.add_argument("--treated-pairs", type=int, default=None, help="pairs randomised to intervention (default 15)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    _add_common(p)
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("validate-data", help="check a patient table against the data contract")
+    p.add_argument("path", help="CSV, gzipped CSV or Parquet file")
+    p.add_argument("--design", help="design YAML")
+    _add_common(p)
+    p.set_defaults(func=_cmd_validate_data)
+
+    p = sub.add_parser("summary", help="validate data and print trusts, pairs, volumes and national rates")
+    p.add_argument("--data", default="data/synthetic/nlca_patients.csv.gz", help="patient table")
+    p.add_argument("--design", help="design YAML")
+    _add_common(p)
+    p.set_defaults(func=_cmd_summary)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub, _add_common)
+    return parser
+
+
+#: Later modules (batch, figures, audit) register their sub-commands here.
+_EXTRA_COMMANDS: list[Callable] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed a one-line usage error
+        return int(exc.code or 0) if exc.code in (0, None) else EXIT_USER_ERROR
+    debug = bool(getattr(args, "debug", False)) or "--debug" in argv
+    try:
+        return int(args.func(args) or 0)
+    except (DataError, ParameterError, UserError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        if debug:
+            raise
+        message = str(exc).replace("\n", " ")
+        print(f"rp2pr-eval: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("rp2pr-eval: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

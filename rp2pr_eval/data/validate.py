@@ -1,0 +1,295 @@
+"""Validation of patient tables and trust panels against the data contract.
+
+Every rule raises :class:`~rp2pr_eval.errors.DataError` whose message names the
+column, the first offending rows or trusts and what was expected.  Nothing is
+coerced, dropped or imputed: :func:`validate_patients` returns the frame it was
+given.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..design import StudyDesign, resolve_design
+from ..errors import DataError
+from ..outcomes import OUTCOMES
+from .contract import COLUMN_RULES, ID_COLUMNS, PANEL_COLUMNS, PERIODS, REQUIRED_COLUMNS
+
+_SHOW = 5  # how many offending rows/trusts a message names
+
+
+class PeriodCoverageWarning(UserWarning):
+    """A trust has no patients in the pre or post years of the design."""
+
+
+def _first(values: Iterable, n: int = _SHOW) -> str:
+    values = list(values)
+    shown = ", ".join(str(v) for v in values[:n])
+    return shown + (f", … ({len(values)} in all)" if len(values) > n else "")
+
+
+def _rows_message(df: pd.DataFrame, mask: np.ndarray, column: str) -> str:
+    idx = np.flatnonzero(mask)
+    parts = []
+    for i in idx[:_SHOW]:
+        row = df.iloc[i]
+        where = f"row {df.index[i]!r}"
+        if "trust_id" in df.columns and column != "trust_id":
+            where += f" (trust {row['trust_id']})"
+        parts.append(f"{where}: {row[column]!r}")
+    more = f"; {len(idx)} rows in all" if len(idx) > _SHOW else ""
+    return "; ".join(parts) + more
+
+
+def _is_text(series: pd.Series) -> bool:
+    if pd.api.types.is_string_dtype(series.dtype) and not pd.api.types.is_object_dtype(series.dtype):
+        return True
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return all(isinstance(c, str) for c in series.dtype.categories)
+    if pd.api.types.is_object_dtype(series.dtype):
+        nonnull = series.dropna()
+        return bool(nonnull.map(lambda v: isinstance(v, str)).all())
+    return False
+
+
+def _as_numeric(df: pd.DataFrame, column: str, *, integer: bool) -> np.ndarray:
+    """Column as float array; raises if its type is not numeric (or not integral)."""
+    s = df[column]
+    if pd.api.types.is_bool_dtype(s.dtype) and not integer:
+        return s.astype(float).to_numpy()
+    if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+        sample = s.dropna().astype(str).unique()[:3]
+        raise DataError(
+            f"column {column!r} must be numeric, got dtype {s.dtype} (values like {', '.join(map(repr, sample))})"
+        )
+    values = s.to_numpy(dtype=float, na_value=np.nan)
+    if integer:
+        finite = np.isfinite(values)
+        frac = finite & (values != np.round(values))
+        if frac.any():
+            raise DataError(
+                f"column {column!r} must hold whole numbers; non-integer values at {_rows_message(df, frac, column)}"
+            )
+    return values
+
+
+def _check_column(df: pd.DataFrame, column: str) -> None:
+    rule = COLUMN_RULES[column]
+    s = df[column]
+    missing = s.isna().to_numpy()
+    if missing.any() and not rule.nullable:
+        raise DataError(
+            f"column {column!r} has {int(missing.sum())} missing value(s) "
+            f"(first: {_rows_message(df, missing, column)}); expected {rule.expected}"
+        )
+    if rule.kind == "string":
+        if not _is_text(s):
+            raise DataError(f"column {column!r} must hold text identifiers, got dtype {s.dtype}; expected {rule.expected}")
+        empty = (s.astype(str).str.strip() == "").to_numpy() & ~missing
+        if empty.any():
+            raise DataError(f"column {column!r} has empty identifiers at {_rows_message(df, empty, column)}")
+    elif rule.kind == "category":
+        if not _is_text(s):
+            raise DataError(f"column {column!r} must hold text labels ({rule.expected}), got dtype {s.dtype}")
+        bad = ~s.isin(rule.values).to_numpy() & ~missing
+        if bad.any():
+            raise DataError(f"column {column!r} has invalid values at {_rows_message(df, bad, column)}; expected {rule.expected}")
+    elif rule.kind == "int":
+        values = _as_numeric(df, column, integer=True)
+        lo, hi = rule.values
+        bad = ~missing & ((values < lo) | (values > hi))
+        if bad.any():
+            raise DataError(f"column {column!r} out of range at {_rows_message(df, bad, column)}; expected {rule.expected}")
+    elif rule.kind == "binary":
+        values = _as_numeric(df, column, integer=False)
+        bad = ~missing & ~np.isin(values, (0.0, 1.0))
+        if bad.any():
+            raise DataError(f"column {column!r} must be 0/1; invalid values at {_rows_message(df, bad, column)}")
+    elif rule.kind == "nonneg":
+        values = _as_numeric(df, column, integer=False)
+        bad = ~missing & ~(values >= 0)
+        if bad.any():
+            raise DataError(
+                f"column {column!r} must be non-negative days; invalid values at {_rows_message(df, bad, column)}"
+            )
+
+
+def _check_structure(df: pd.DataFrame, design: StudyDesign) -> None:
+    dup = df["patient_id"].duplicated(keep=False).to_numpy()
+    if dup.any():
+        ids = pd.unique(df["patient_id"][dup])
+        raise DataError(f"column 'patient_id' has duplicated ids: {_first(ids)}; expected one row per patient")
+    arms = set(design.arms)
+    bad_arm = ~df["arm"].isin(arms).to_numpy()
+    if bad_arm.any():
+        raise DataError(
+            f"column 'arm' has labels outside the design's arms {sorted(arms)} at {_rows_message(df, bad_arm, 'arm')}"
+        )
+    per_trust = df.groupby("trust_id", sort=True, observed=True).agg(
+        n_arms=("arm", "nunique"), n_pairs=("pair_id", "nunique")
+    )
+    two_arms = per_trust.index[per_trust["n_arms"] > 1]
+    if len(two_arms):
+        raise DataError(
+            f"trust(s) {_first(two_arms)} appear in more than one arm; expected one arm per trust for all years"
+        )
+    two_pairs = per_trust.index[per_trust["n_pairs"] > 1]
+    if len(two_pairs):
+        raise DataError(
+            f"trust(s) {_first(two_pairs)} appear in more than one pair; expected one pair per trust for all years"
+        )
+    trusts = df.drop_duplicates("trust_id")[["trust_id", "pair_id", "arm"]]
+    per_pair = trusts.groupby("pair_id", sort=True, observed=True).agg(
+        n_trusts=("trust_id", "size"), n_arms=("arm", "nunique")
+    )
+    bad_size = per_pair[per_pair["n_trusts"] != 2]
+    if len(bad_size):
+        desc = [
+            f"{p} ({n} trust{'s' if n != 1 else ''}: {', '.join(trusts.loc[trusts['pair_id'] == p, 'trust_id'])})"
+            for p, n in bad_size["n_trusts"].items()
+        ]
+        raise DataError(f"pair(s) {_first(desc)} do not hold exactly two trusts; expected two trusts per pair")
+    mixed = per_pair.index[per_pair["n_arms"] > 1]
+    if len(mixed):
+        raise DataError(f"pair(s) {_first(mixed)} have trusts in different arms; expected both trusts of a pair in one arm")
+    years = df["audit_year"].to_numpy()
+    outside = ~np.isin(years, design.years)
+    if outside.any():
+        raise DataError(
+            f"column 'audit_year' has years outside the design {design.years[0]}–{design.years[-1]} "
+            f"at {_rows_message(df, outside, 'audit_year')}; expected one of {list(design.years)}"
+        )
+
+
+def trusts_missing_period(patients: pd.DataFrame, design: StudyDesign | None = None) -> dict[str, list[str]]:
+    """Trusts with no patients in all pre years or all post years: ``{"pre": [...], "post": [...]}``."""
+    design = resolve_design(design)
+    out: dict[str, list[str]] = {}
+    all_trusts = pd.unique(patients["trust_id"])
+    for period, years in (("pre", design.pre_years), ("post", design.post_years)):
+        present = set(patients.loc[patients["audit_year"].isin(years), "trust_id"])
+        out[period] = sorted(t for t in all_trusts if t not in present)
+    return out
+
+
+def validate_patients(
+    patients: pd.DataFrame,
+    *,
+    design: StudyDesign | None = None,
+    missing_period: str = "warn",
+) -> pd.DataFrame:
+    """Check a patient table against the data contract and return it unchanged.
+
+    Parameters
+    ----------
+    patients
+        One row per patient first seen in an audit year (DATA_CONTRACT §1).
+        Columns beyond the contract are kept and ignored.
+    design
+        Study design (years and arm labels); ``None`` for the default design.
+    missing_period
+        What to do when a trust has no patients in all pre or all post years:
+        ``"warn"`` (the loader's behaviour), ``"raise"`` (estimators that need
+        both periods) or ``"ignore"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same frame, not copied or altered.
+
+    Raises
+    ------
+    DataError
+        Naming the column, the first offending rows or trusts, and what was expected.
+    """
+    if not isinstance(patients, pd.DataFrame):
+        raise DataError(f"patients must be a pandas DataFrame, got {type(patients).__name__}")
+    if missing_period not in ("warn", "raise", "ignore"):
+        raise ValueError(f"missing_period={missing_period!r} is not valid; expected 'warn', 'raise' or 'ignore'")
+    design = resolve_design(design)
+    if patients.empty:
+        raise DataError("the patient table has no rows; expected one row per patient")
+    if patients.columns.duplicated().any():
+        dups = patients.columns[patients.columns.duplicated()].unique()
+        raise DataError(f"duplicated column name(s) {list(dups)}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in patients.columns]
+    if missing:
+        raise DataError(
+            f"required column(s) {missing} missing from the patient table; it has {list(patients.columns)[:12]}"
+        )
+    for column in REQUIRED_COLUMNS:
+        _check_column(patients, column)
+    for column in COLUMN_RULES:
+        if column not in REQUIRED_COLUMNS and column in patients.columns:
+            _check_column(patients, column)
+    for name, entry in OUTCOMES.items():
+        if name in patients.columns and entry.kind == "binary" and name not in COLUMN_RULES:
+            values = _as_numeric(patients, name, integer=False)
+            bad = ~np.isnan(values) & ~np.isin(values, (0.0, 1.0))
+            if bad.any():
+                raise DataError(f"outcome column {name!r} must be 0/1 or missing; invalid values at {_rows_message(patients, bad, name)}")
+    if ("survival_days" in patients.columns) != ("died" in patients.columns):
+        raise DataError("survival needs both 'survival_days' and 'died'; only one of them is present")
+    _check_structure(patients, design)
+    if missing_period != "ignore":
+        gaps = trusts_missing_period(patients, design)
+        for period, trusts in gaps.items():
+            if trusts:
+                years = design.pre_years if period == "pre" else design.post_years
+                msg = f"trust(s) {_first(trusts)} have no patients in the {period} years {list(years)}"
+                if missing_period == "raise":
+                    raise DataError(msg + "; the estimator needs both pre and post data for every trust")
+                warnings.warn(msg, PeriodCoverageWarning, stacklevel=2)
+    return patients
+
+
+def validate_panel(panel: pd.DataFrame, *, design: StudyDesign | None = None) -> pd.DataFrame:
+    """Check a trust panel (DATA_CONTRACT §2) and return it unchanged."""
+    if not isinstance(panel, pd.DataFrame):
+        raise DataError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
+    design = resolve_design(design)
+    if panel.empty:
+        raise DataError("the trust panel has no rows")
+    missing = [c for c in PANEL_COLUMNS if c not in panel.columns]
+    time_cols = [c for c in ("period", "audit_year") if c in panel.columns]
+    if missing or not time_cols:
+        need = missing + ([] if time_cols else ["period or audit_year"])
+        raise DataError(f"trust panel lacks column(s) {need}; it has {list(panel.columns)}")
+    for column in ("trust_id", "pair_id"):
+        _check_column(panel, column)
+    num = _as_numeric(panel, "numerator", integer=True)
+    den = _as_numeric(panel, "denominator", integer=True)
+    bad = ~((den > 0) & (num >= 0) & (num <= den))
+    if bad.any():
+        raise DataError(
+            "trust panel needs 0 ≤ numerator ≤ denominator and denominator > 0; "
+            f"invalid at {_rows_message(panel, bad, 'numerator')}"
+        )
+    rate = _as_numeric(panel, "rate", integer=False)
+    off = ~np.isclose(rate, num / den, rtol=0, atol=1e-9)
+    if off.any():
+        raise DataError(f"trust panel column 'rate' differs from numerator/denominator at {_rows_message(panel, off, 'rate')}")
+    if "period" in panel.columns:
+        bad = ~panel["period"].astype(str).isin(PERIODS).to_numpy()
+        if bad.any():
+            raise DataError(f"trust panel column 'period' must be one of {list(PERIODS)}; invalid at {_rows_message(panel, bad, 'period')}")
+    key = ["trust_id", "outcome", time_cols[0]]
+    dup = panel.duplicated(key, keep=False).to_numpy()
+    if dup.any():
+        raise DataError(f"trust panel has more than one row per {key}: {_rows_message(panel, dup, 'trust_id')}")
+    _check_structure_panel(panel, design)
+    return panel
+
+
+def _check_structure_panel(panel: pd.DataFrame, design: StudyDesign) -> None:
+    tmp = panel.assign(patient_id=np.arange(len(panel)).astype(str))
+    if "audit_year" not in tmp.columns:
+        first = design.pre_years[0]
+        tmp = tmp.assign(audit_year=first)
+    _check_structure(tmp, design)
+
+
+__all__ = ["validate_patients", "validate_panel", "trusts_missing_period", "PeriodCoverageWarning", "ID_COLUMNS"]

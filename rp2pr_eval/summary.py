@@ -1,0 +1,52 @@
+"""Descriptive summaries of a patient table: design structure and national rates against STUDY.md."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .design import StudyDesign, resolve_design
+from .outcomes import OUTCOMES
+from .data.panel import analysis_rows
+
+
+def design_summary(patients: pd.DataFrame, *, design: StudyDesign | None = None) -> dict[str, object]:
+    """Counts of trusts, pairs, arms and patients per audit year (validated input assumed)."""
+    design = resolve_design(design)
+    trusts = patients.drop_duplicates("trust_id")
+    pairs = trusts.drop_duplicates("pair_id")
+    return {
+        "patients": int(len(patients)),
+        "trusts": int(len(trusts)),
+        "pairs": int(len(pairs)),
+        "trusts_by_arm": {str(k): int(v) for k, v in trusts["arm"].value_counts().sort_index().items()},
+        "pairs_by_arm": {str(k): int(v) for k, v in pairs["arm"].value_counts().sort_index().items()},
+        "patients_by_year": {int(k): int(v) for k, v in patients["audit_year"].value_counts().sort_index().items()},
+        "periods": {"pre": list(design.pre_years), "during": list(design.during_years), "post": list(design.post_years)},
+    }
+
+
+def national_rates(patients: pd.DataFrame) -> pd.DataFrame:
+    """National rate (binary), median (continuous) or median survival per outcome and audit year.
+
+    Returns a tidy frame ``outcome, label, audit_year, n, value, reference``
+    where ``reference`` is the STUDY.md value for that year (NaN if none).
+    Median survival is the Kaplan–Meier median (statsmodels ``SurvfuncRight``).
+    """
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    rows = []
+    for name, entry in OUTCOMES.items():
+        if any(c not in patients.columns for c in entry.columns + entry.requires):
+            continue
+        data, _ = analysis_rows(patients, entry)
+        for year, g in data.groupby("audit_year", sort=True):
+            values = pd.to_numeric(g[name]).to_numpy(dtype=float)
+            if entry.kind == "binary":
+                value = float(values.mean())
+            elif entry.kind == "continuous":
+                value = float(np.median(values))
+            else:
+                value = float(SurvfuncRight(values, pd.to_numeric(g[entry.event_column]).to_numpy(dtype=float)).quantile(0.5))
+            rows.append({"outcome": name, "label": entry.label, "audit_year": int(year), "n": int(len(g)),
+                         "value": value, "reference": float(entry.national.get(int(year), np.nan))})
+    return pd.DataFrame(rows)
