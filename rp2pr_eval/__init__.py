@@ -5,11 +5,15 @@ shared/design/API.md); internals may move.
 """
 from .data import DataError, PeriodCoverageWarning, load_patients, save_patients, trust_panel, validate_panel, validate_patients
 from .design import StudyDesign
+from .did import EventStudy, ancova, did_aggregate, did_cox, did_logistic, did_twfe, event_study
 from .errors import ParameterError
 from .outcomes import CASE_MIX, OUTCOMES, PRIMARY_OUTCOMES, Outcome
+from .results import Effect, effects_table, load_effects, save_effects
 from .synthetic import simulate_nlca
 
 __all__ = [
+    "Effect", "EventStudy", "ancova", "did_aggregate", "did_cox", "did_logistic", "did_twfe", "effects_table",
+    "event_study", "load_effects", "save_effects",
     "CASE_MIX", "DataError", "OUTCOMES", "Outcome", "PRIMARY_OUTCOMES", "ParameterError", "PeriodCoverageWarning",
     "StudyDesign", "load_patients", "save_patients", "simulate_nlca", "trust_panel", "validate_panel",
     "validate_patients",

@@ -177,6 +177,7 @@ def simulate_nlca(
     trust_df: float = 4.0,
     outcome_correlation: float = 0.3,
     casemix_sd: float = 0.25,
+    pair_shock: float = 0.5,
 ) -> pd.DataFrame:
     """Simulate an ILCOP-shaped, pair-randomised NLCA patient table with a planted effect.
 
@@ -207,6 +208,13 @@ def simulate_nlca(
         Trust-effect AR(1) correlation across years, t degrees of freedom,
         correlation of trust effects across outcomes, and SD of trusts'
         case-mix shifts (logit scale).
+    pair_shock
+        Shocks shared by the two trusts of a pair in the during and post years
+        (reciprocal visits, shared networks), with SD ``pair_shock`` × the
+        outcome's trust SD, independent across years and outcomes.  They make
+        outcomes within a pair correlated after baseline, which is why
+        inference clusters on the pair.  Pre years carry none, so pairing is
+        unaffected.
 
     Returns
     -------
@@ -226,6 +234,8 @@ def simulate_nlca(
     effects = dict(effects or {})
     _check_args(effects, n_pairs, n_treated_pairs, trust_sd, trust_autocorrelation, trust_df,
                 outcome_correlation, volume_clip)
+    if not (np.isfinite(pair_shock) and pair_shock >= 0):
+        raise ParameterError(f"pair_shock must be ≥ 0, got {pair_shock!r}")
     sds = {name: entry.trust_sd for name, entry in OUTCOMES.items()} | dict(trust_sd or {})
     years = np.asarray(design.years)
     n_trusts, n_years = 2 * n_pairs, len(years)
@@ -269,6 +279,7 @@ def simulate_nlca(
                                                           "cns_recorded", "referral")}
     draws = _Draws(uniforms=uniforms, trust_u=trust_u, log_days_noise=rng.standard_normal(n),
                    survival_e=rng.exponential(size=n), entry_fraction=rng.random(n))
+    pair_z = rng.standard_normal((len(names), n_pairs, n_years))
 
     patients = dict(trust_idx=trust_idx, year_idx=year_idx, years=years, x=x, age=age, ps=ps, stage=stage, imd=imd)
     # first pass: no intervention, calibrates the year effects and gives baselines for pairing
@@ -277,6 +288,9 @@ def simulate_nlca(
     pair_of_trust, treated_pairs = _form_pairs(first["y"], trust_idx, year_idx, years, design, n_pairs,
                                                n_treated_pairs, rng)
     treated_trust = np.isin(pair_of_trust, treated_pairs)
+    after = ~np.isin(years, design.pre_years)
+    for k, name in enumerate(names):  # pair shocks in during/post years (pairing used pre years only)
+        draws.trust_u[name] += pair_shock * sds[name] * pair_z[k][pair_of_trust] * after[None, :]
     weight = _effect_weights(years, design, ramp)
     effect_weight = treated_trust[trust_idx] * weight[year_idx]
     second = _outcomes(patients, draws, effect_weight=effect_weight, effects=effects, alphas=first["alphas"],
@@ -299,7 +313,7 @@ def simulate_nlca(
             "volume_median": volume_median, "volume_sdlog": volume_sdlog, "volume_clip": list(volume_clip),
             "volume_cv": volume_cv, "volume_growth": volume_growth, "trust_sd": {k: float(v) for k, v in sds.items()},
             "trust_autocorrelation": trust_autocorrelation, "trust_df": trust_df,
-            "outcome_correlation": outcome_correlation, "casemix_sd": casemix_sd,
+            "outcome_correlation": outcome_correlation, "casemix_sd": casemix_sd, "pair_shock": pair_shock,
         },
     }
     frame.attrs["truth"] = truth

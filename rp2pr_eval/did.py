@@ -1,0 +1,673 @@
+"""Difference in differences, ANCOVA and event studies at trust level; patient-level logistic and Cox DiD.
+
+Linear trust-level estimators (:func:`did_aggregate`, :func:`did_twfe`,
+:func:`ancova`, :func:`event_study`) are weighted least squares with the
+cluster-robust variance of :mod:`rp2pr_eval.inference.variance` (CR1, CR2 with
+Satterthwaite df, CR3), clustered on ``pair_id`` by default.  Each also exposes
+its :class:`LinearSpec` (outcome, weights, design as a function of the
+treatment assignment), which the randomisation test and the wild cluster
+bootstrap use without refitting.
+
+Patient-level :func:`did_logistic` (statsmodels GLM) and :func:`did_cox`
+(statsmodels PHReg) use cluster-robust sandwich variances.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import expit
+
+from ._options import VcovType, WeightsType, check_option
+from ._prepare import Prepared, covariate_matrix, prepare, scale_of, trust_values
+from .design import StudyDesign
+from .errors import DataError
+from .inference.variance import LinearFit, wald_test, wls
+from .results import Effect
+
+
+# --------------------------------------------------------------------------- linear specs
+LINEAR_ESTIMATORS_DEFAULT = ("did_aggregate", "ancova", "did_twfe")
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LinearSpec:
+    """A trust-level linear estimator as data: everything needed to refit it under another assignment.
+
+    ``design(T)`` returns the design matrix for a treatment indicator per row
+    ``T`` of shape (n,) → (n, k), or (D, n) → (D, n, k).  ``absorb`` holds
+    assignment-free nuisance columns (fixed effects) that are partialled out.
+    """
+
+    estimator: str
+    outcome: str
+    y: np.ndarray
+    weights: np.ndarray | None
+    names: tuple[str, ...]
+    coef_index: int
+    treated: np.ndarray              # current assignment per row (0/1)
+    unit: np.ndarray                 # randomisation unit (pair) per row, integer codes
+    unit_labels: np.ndarray
+    trust: np.ndarray                # trust codes per row
+    cluster: np.ndarray | None       # cluster codes per row
+    design: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    absorb: np.ndarray | None = field(default=None, repr=False)
+    treated_effect: np.ndarray | None = field(default=None, repr=False)  # rows exposed to the effect (for test inversion)
+
+    @property
+    def X(self) -> np.ndarray:
+        X = self.design(self.treated)
+        return X if self.absorb is None else np.column_stack([X, self.absorb])
+
+
+def _check_common(vcov, weights, level) -> None:
+    check_option("vcov", vcov, VcovType)
+    check_option("weights", weights, WeightsType, allow_none=True)
+    if not (isinstance(level, float) and 0 < level < 1):
+        raise ValueError(f"level must be a float in (0, 1), got {level!r}")
+
+
+def _effect_from_fit(fit: LinearFit, term: str, *, prep: Prepared, estimator: str, estimand: str, scale: str,
+                     n_obs: int, level: float, vcov: str, extra: dict | None = None) -> Effect:
+    t = fit.t_test(term, level=level)
+    coefs = {n: (float(b), float(s)) for n, b, s in zip(fit.names, fit.coef, fit.se) if not n.startswith(("trust[", "year["))}
+    details = {"coefficients": coefs, "n_dropped": prep.n_dropped, **(extra or {})}
+    return Effect(
+        outcome=prep.entry.name, estimator=estimator, estimand=estimand, scale=scale,
+        estimate=t["estimate"], se=t["se"], ci_low=t["ci_low"], ci_high=t["ci_high"], p_value=t["p_value"],
+        df=t["df"], n_obs=n_obs, n_trusts=prep.n_trusts, n_clusters=fit.n_clusters if prep.cluster else None,
+        cluster=prep.cluster, vcov=vcov, level=level, details=details,
+    )
+
+
+def _unit_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    codes, labels = pd.factorize(frame["pair_id"], sort=True)
+    return codes, np.asarray(labels)
+
+
+# --------------------------------------------------------------------------- did_aggregate
+def _aggregate_spec(prep: Prepared, weights: str | None, summary: str, estimator: str) -> tuple[LinearSpec, pd.DataFrame]:
+    panel = trust_values(prep, "period", summary=summary)
+    post = (panel["period"] == "post").to_numpy(dtype=float)
+    treated = panel["treated"].to_numpy(dtype=float)
+
+    def design(T: np.ndarray) -> np.ndarray:
+        T = np.asarray(T, dtype=float)
+        one = np.ones_like(T)
+        P = np.broadcast_to(post, T.shape)
+        return np.stack([one, T, P, T * P], axis=-1)
+
+    unit, labels = _unit_codes(panel)
+    spec = LinearSpec(
+        estimator=estimator, outcome=prep.entry.name, y=panel["value"].to_numpy(dtype=float),
+        weights=panel["weight"].to_numpy(dtype=float) if weights == "denominator" else None,
+        names=("intercept", "treated", "post", "treated:post"), coef_index=3, treated=treated,
+        unit=unit, unit_labels=labels, trust=pd.factorize(panel["trust_id"], sort=True)[0], cluster=prep.cluster_codes(panel), design=design,
+        treated_effect=treated * post,
+    )
+    return spec, panel
+
+
+def did_aggregate(
+    patients: pd.DataFrame,
+    outcome: str,
+    *,
+    design: StudyDesign | None = None,
+    cluster: str | None = "pair_id",
+    weights: str | None = "denominator",
+    vcov: str = "CR2",
+    summary: str = "mean_log",
+    level: float = 0.95,
+) -> Effect:
+    r"""Aggregate difference in differences on trust × period (pre/post) values.
+
+    Estimand: the difference in differences of proportions (intervention −
+    control, post − pre), on the risk-difference scale (a proportion, not
+    percent).  For continuous outcomes (waiting times) the trust values are the
+    mean of log(1 + days) (``summary="mean_log"``: a ratio of geometric means on
+    the log scale) or the median (``"median"``: days).
+
+    Model (weighted least squares, one row per trust × period, during years left out)
+
+    .. math:: \bar y_{tp} = \beta_0 + \beta_1 T_t + \beta_2 \text{post}_p + \delta\, T_t \text{post}_p + e_{tp}
+
+    with weights = the cell's patients (``weights="denominator"``) or none.
+    The estimate is :math:`\hat\delta`; its variance is cluster-robust by
+    ``cluster`` (CR2 with Satterthwaite df by default).
+
+    Parameters
+    ----------
+    patients, outcome
+        Patient table and a registry name (or 0/1 / numeric column).
+    design
+        Study design (``None``: the default 2008–09 / 2010–11 / 2012–13).
+    cluster
+        ``"pair_id"`` (default; the unit of randomisation), ``"trust_id"`` or ``None``.
+    weights
+        ``"denominator"`` or ``None``.
+    vcov
+        ``"CR1"``, ``"CR2"`` or ``"CR3"``.
+    summary
+        Continuous outcomes only: ``"mean_log"`` or ``"median"``.
+    level
+        Confidence level.
+
+    Returns
+    -------
+    Effect
+
+    References
+    ----------
+    Bertrand, Duflo & Mullainathan (2004) QJE 119:249; Pustejovsky & Tipton (2018) JBES 36:672.
+    R: ``lm(rate ~ treated * post, weights = denominator)`` + ``clubSandwich::coef_test(vcov = "CR2", cluster = pair_id)``.
+    """
+    _check_common(vcov, weights, level)
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_aggregate")
+    spec, panel = _aggregate_spec(prep, weights, summary, "did_aggregate")
+    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
+    scale = scale_of(prep.entry, summary)
+    estimand = {"risk_difference": "difference in differences of proportions",
+                "log_ratio": "difference in differences of mean log(1 + days) (log ratio of geometric means)",
+                "days": "difference in differences of trust median days"}[scale]
+    return _effect_from_fit(fit, "treated:post", prep=prep, estimator="did_aggregate", estimand=estimand,
+                            scale=scale, n_obs=len(panel), level=level, vcov=vcov,
+                            extra={"weights": weights, "n_patients": int(len(prep.rows))})
+
+
+# --------------------------------------------------------------------------- ancova
+def _ancova_spec(prep: Prepared, weights: str | None, summary: str) -> tuple[LinearSpec, pd.DataFrame]:
+    panel = trust_values(prep, "period", summary=summary)
+    wide = panel.pivot(index="trust_id", columns="period", values="value")
+    wts = panel.pivot(index="trust_id", columns="period", values="weight")
+    trusts = panel.drop_duplicates("trust_id").set_index("trust_id").loc[wide.index]
+    frame = trusts.assign(pre=wide["pre"], post_value=wide["post"], weight=wts["post"]).reset_index()
+    pre = frame["pre"].to_numpy(dtype=float)
+    treated = frame["treated"].to_numpy(dtype=float)
+
+    def design(T: np.ndarray) -> np.ndarray:
+        T = np.asarray(T, dtype=float)
+        return np.stack([np.ones_like(T), T, np.broadcast_to(pre, T.shape)], axis=-1)
+
+    unit, labels = _unit_codes(frame)
+    spec = LinearSpec(
+        estimator="ancova", outcome=prep.entry.name, y=frame["post_value"].to_numpy(dtype=float),
+        weights=frame["weight"].to_numpy(dtype=float) if weights == "denominator" else None,
+        names=("intercept", "treated", "baseline"), coef_index=1, treated=treated, unit=unit, unit_labels=labels,
+        trust=pd.factorize(frame["trust_id"], sort=True)[0],
+        cluster=prep.cluster_codes(frame), design=design, treated_effect=treated,
+    )
+    return spec, frame
+
+
+def ancova(
+    patients: pd.DataFrame,
+    outcome: str,
+    *,
+    design: StudyDesign | None = None,
+    cluster: str | None = "pair_id",
+    weights: str | None = "denominator",
+    vcov: str = "CR2",
+    summary: str = "mean_log",
+    level: float = 0.95,
+) -> Effect:
+    r"""Trust-level ANCOVA: post-period value on arm and baseline (pre-period) value — the primary analysis.
+
+    Estimand: the baseline-adjusted difference in post-period proportions
+    (intervention − control), risk-difference scale.
+
+    .. math:: \bar y_{t,\text{post}} = \beta_0 + \tau T_t + \gamma\, \bar y_{t,\text{pre}} + e_t
+
+    weighted by the post-period denominator (``weights="denominator"``), CR2 by
+    pair with Satterthwaite df.  DiD is this model with γ fixed at 1; ANCOVA
+    has variance factor 1 − ρ² against DiD's 2(1 − ρ) and guards against the
+    regression to the mean that pairing on contrasting baselines invites.
+
+    References
+    ----------
+    McKenzie (2012) J Dev Econ 99:210; Leyrat et al. (2018) Int J Epidemiol 47:321.
+    R: ``lm(post ~ treated + pre, weights = n_post)`` + ``clubSandwich::coef_test(vcov = "CR2", cluster = pair_id)``.
+    """
+    _check_common(vcov, weights, level)
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="ancova")
+    spec, frame = _ancova_spec(prep, weights, summary)
+    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
+    scale = scale_of(prep.entry, summary)
+    estimand = {"risk_difference": "baseline-adjusted difference in post-period proportions",
+                "log_ratio": "baseline-adjusted difference in post-period mean log(1 + days)",
+                "days": "baseline-adjusted difference in post-period trust median days"}[scale]
+    return _effect_from_fit(fit, "treated", prep=prep, estimator="ancova", estimand=estimand, scale=scale,
+                            n_obs=len(frame), level=level, vcov=vcov,
+                            extra={"weights": weights, "baseline_slope": float(fit.coef[2]),
+                                   "n_patients": int(len(prep.rows))})
+
+
+# --------------------------------------------------------------------------- did_twfe
+def _dummies(codes: np.ndarray, prefix: str, labels, *, drop_first: bool) -> tuple[np.ndarray, list[str]]:
+    k = int(codes.max()) + 1
+    D = np.zeros((len(codes), k))
+    D[np.arange(len(codes)), codes] = 1.0
+    names = [f"{prefix}[{lab}]" for lab in labels]
+    if drop_first:
+        return D[:, 1:], names[1:]
+    return D, names
+
+
+def _twfe_spec(prep: Prepared, weights: str | None, summary: str) -> tuple[LinearSpec, pd.DataFrame]:
+    panel = trust_values(prep, "audit_year", summary=summary)
+    post = np.isin(panel["audit_year"], prep.design.post_years).astype(float)
+    treated = panel["treated"].to_numpy(dtype=float)
+    tcode, tlabels = pd.factorize(panel["trust_id"], sort=True)
+    ycode, ylabels = pd.factorize(panel["audit_year"], sort=True)
+    TD, tn = _dummies(tcode, "trust", tlabels, drop_first=False)
+    YD, yn = _dummies(ycode, "year", ylabels, drop_first=True)
+
+    def design(T: np.ndarray) -> np.ndarray:
+        T = np.asarray(T, dtype=float)
+        return (T * post)[..., None]
+
+    unit, labels = _unit_codes(panel)
+    spec = LinearSpec(
+        estimator="did_twfe", outcome=prep.entry.name, y=panel["value"].to_numpy(dtype=float),
+        weights=panel["weight"].to_numpy(dtype=float) if weights == "denominator" else None,
+        names=("treated:post", *tn, *yn), coef_index=0, treated=treated, unit=unit, unit_labels=labels, trust=tcode,
+        cluster=prep.cluster_codes(panel), design=design, absorb=np.column_stack([TD, YD]),
+        treated_effect=treated * post,
+    )
+    return spec, panel
+
+
+def did_twfe(
+    patients: pd.DataFrame,
+    outcome: str,
+    *,
+    design: StudyDesign | None = None,
+    cluster: str | None = "pair_id",
+    weights: str | None = "denominator",
+    vcov: str = "CR1",
+    summary: str = "mean_log",
+    level: float = 0.95,
+) -> Effect:
+    r"""Two-way fixed-effects DiD on trust × audit-year values (during years left out).
+
+    .. math:: \bar y_{ty} = \alpha_t + \lambda_y + \delta\, T_t\, \text{post}_y + e_{ty}
+
+    The point estimate comes from linearmodels ``PanelOLS`` (entity and time
+    effects, weights); the variance from :func:`~rp2pr_eval.inference.variance.wls`
+    on the explicit dummy design, so CR1/CR2/CR3 are the package's single
+    implementation.  Degrees-of-freedom convention for CR1: the factor
+    G/(G−1)·(N−1)/(N−K) with K counting every estimated coefficient including
+    the absorbed trust and year effects (as R ``sandwich::vcovCL(lm(y ~ factor(trust) +
+    factor(year) + D), type = "HC1")`` and Stata ``regress ... i.trust i.year,
+    vce(cluster pair)``), reference t(G − 1).  This equals linearmodels'
+    ``fit(cov_type="clustered", debiased=True, group_debias=True)`` exactly
+    (checked on every fit and stored in ``details["linearmodels_se"]``).
+
+    References
+    ----------
+    Angrist & Pischke (2009) ch. 5; Cameron & Miller (2015) J Hum Resour 50:317.
+    """
+    _check_common(vcov, weights, level)
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_twfe")
+    spec, panel = _twfe_spec(prep, weights, summary)
+    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
+    lm = _panelols(panel, spec)
+    if not np.isclose(lm["estimate"], fit.coef[0], rtol=1e-7, atol=1e-10):
+        raise RuntimeError(f"did_twfe: PanelOLS ({lm['estimate']}) and the dummy regression ({fit.coef[0]}) disagree")
+    scale = scale_of(prep.entry, summary)
+    return _effect_from_fit(fit, "treated:post", prep=prep, estimator="did_twfe",
+                            estimand="two-way fixed-effects difference in differences", scale=scale,
+                            n_obs=len(panel), level=level, vcov=vcov,
+                            extra={"weights": weights, "linearmodels_se": lm["se"], "n_patients": int(len(prep.rows))})
+
+
+def _panelols(panel: pd.DataFrame, spec: LinearSpec) -> dict[str, float]:
+    from linearmodels.panel import PanelOLS
+
+    idx = pd.MultiIndex.from_arrays([panel["trust_id"].astype(str), panel["audit_year"].astype(int)])
+    y = pd.Series(spec.y, index=idx, name="y")
+    X = pd.DataFrame({"treated:post": spec.design(spec.treated)[:, 0]}, index=idx)
+    w = None if spec.weights is None else pd.Series(spec.weights, index=idx)
+    model = PanelOLS(y, X, entity_effects=True, time_effects=True, weights=w)
+    if spec.cluster is not None:
+        res = model.fit(cov_type="clustered", clusters=pd.DataFrame({"c": spec.cluster}, index=idx),
+                        debiased=True, group_debias=True)
+    else:
+        res = model.fit(cov_type="robust", debiased=True)
+    return {"estimate": float(res.params.iloc[0]), "se": float(res.std_errors.iloc[0])}
+
+
+# --------------------------------------------------------------------------- event study
+@dataclass(frozen=True, slots=True)
+class EventStudy:
+    """Per-year intervention–control differences relative to ``reference_year`` and a joint pre-trend test."""
+
+    outcome: str
+    reference_year: int
+    effects: tuple[Effect, ...]
+    years: tuple[int, ...]
+    periods: tuple[str, ...]
+    pretrend_statistic: float
+    pretrend_df_num: float
+    pretrend_df_den: float
+    pretrend_p: float
+    pretrend_test: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy: ``year, period, estimate, se, ci_low, ci_high, p_value, df`` (reference year: 0, NaN se)."""
+        rows = []
+        by_year = {int(e.details["year"]): e for e in self.effects}
+        for year, period in zip(self.years, self.periods):
+            e = by_year.get(year)
+            if e is None:
+                rows.append({"year": year, "period": period, "estimate": 0.0, "se": np.nan, "ci_low": np.nan,
+                             "ci_high": np.nan, "p_value": np.nan, "df": np.nan})
+            else:
+                rows.append({"year": year, "period": period, "estimate": e.estimate, "se": e.se, "ci_low": e.ci_low,
+                             "ci_high": e.ci_high, "p_value": e.p_value, "df": np.nan if e.df is None else e.df})
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict:
+        return {"outcome": self.outcome, "reference_year": self.reference_year,
+                "effects": [e.to_dict() for e in self.effects], "years": list(self.years),
+                "periods": list(self.periods), "pretrend_statistic": self.pretrend_statistic,
+                "pretrend_df_num": self.pretrend_df_num, "pretrend_df_den": self.pretrend_df_den,
+                "pretrend_p": self.pretrend_p, "pretrend_test": self.pretrend_test}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EventStudy":
+        d = dict(d)
+        d["effects"] = tuple(Effect.from_dict(e) for e in d["effects"])
+        d["years"], d["periods"] = tuple(d["years"]), tuple(d["periods"])
+        return cls(**d)
+
+    def summary(self) -> str:
+        from .results import render
+        head = (f"event_study: {self.outcome}, reference {self.reference_year}; joint pre-trend test "
+                f"{self.pretrend_test} F({self.pretrend_df_num:.0f}, {self.pretrend_df_den:.1f}) = "
+                f"{self.pretrend_statistic:.3f}, p = {self.pretrend_p:.3f}")
+        frame = pd.DataFrame([e.to_frame().iloc[0] for e in self.effects])
+        return render(frame, title=head)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+
+def event_study(
+    patients: pd.DataFrame,
+    outcome: str,
+    *,
+    reference_year: int | None = None,
+    design: StudyDesign | None = None,
+    cluster: str | None = "pair_id",
+    weights: str | None = "denominator",
+    vcov: str = "CR2",
+    summary: str = "mean_log",
+    level: float = 0.95,
+) -> EventStudy:
+    r"""Event study: intervention − control difference in each audit year relative to ``reference_year``.
+
+    .. math:: \bar y_{ty} = \alpha_t + \lambda_y + \sum_{s \ne r} \delta_s\, T_t\, 1[y = s] + e_{ty}
+
+    on trust × audit-year values of every design year (during years included),
+    weighted by denominators, CR2 by pair.  The pre-trend test is the joint
+    Wald test that all pre-period δ_s are zero, HTZ small-sample corrected
+    (clubSandwich ``Wald_test(test = "HTZ")``); with one pre-period coefficient
+    it equals the Satterthwaite t test squared.
+
+    ``reference_year`` defaults to the last pre year.
+    """
+    _check_common(vcov, weights, level)
+    prep = prepare(patients, outcome, design=design, cluster=cluster, keep_during=True, estimator="event_study")
+    des = prep.design
+    ref = des.pre_years[-1] if reference_year is None else reference_year
+    if ref not in des.years:
+        raise ValueError(f"reference_year={ref} is not a design year {list(des.years)}")
+    panel = trust_values(prep, "audit_year", summary=summary)
+    years = [int(y) for y in des.years if (panel["audit_year"] == y).any()]
+    if ref not in years:
+        raise DataError(f"event_study: no data in reference year {ref}")
+    tcode, tlabels = pd.factorize(panel["trust_id"], sort=True)
+    ycode, ylabels = pd.factorize(panel["audit_year"], sort=True)
+    TD, tn = _dummies(tcode, "trust", tlabels, drop_first=False)
+    YD, yn = _dummies(ycode, "year", ylabels, drop_first=True)
+    treated = panel["treated"].to_numpy(dtype=float)
+    effect_years = [y for y in years if y != ref]
+    E = np.column_stack([treated * (panel["audit_year"].to_numpy() == y) for y in effect_years])
+    names = [f"treated:{y}" for y in effect_years]
+    X = np.column_stack([E, TD, YD])
+    w = panel["weight"].to_numpy(dtype=float) if weights == "denominator" else None
+    fit = wls(X, panel["value"].to_numpy(dtype=float), weights=w, cluster=prep.cluster_codes(panel), vcov=vcov,
+              names=names + tn + yn)
+    scale = scale_of(prep.entry, summary)
+    effects = []
+    for y, name in zip(effect_years, names):
+        e = _effect_from_fit(fit, name, prep=prep, estimator="event_study",
+                             estimand=f"intervention − control difference in {y} relative to {ref}", scale=scale,
+                             n_obs=len(panel), level=level, vcov=vcov,
+                             extra={"year": int(y), "period": des.period_of(y), "reference_year": int(ref)})
+        effects.append(e)
+    pre_idx = [i for i, y in enumerate(effect_years) if y in des.pre_years]
+    if pre_idx:
+        R = np.zeros((len(pre_idx), X.shape[1]))
+        R[np.arange(len(pre_idx)), pre_idx] = 1.0
+        wt = wald_test(fit, R, test="HTZ" if vcov == "CR2" else "naive-F")
+        stat, dfn, dfd, p, test = wt.statistic, wt.df_num, wt.df_den, wt.p_value, wt.test
+    else:
+        stat = dfn = dfd = p = float("nan")
+        test = "none (no pre-period year besides the reference)"
+    return EventStudy(outcome=prep.entry.name, reference_year=int(ref), effects=tuple(effects),
+                      years=tuple(years), periods=tuple(des.period_of(y) for y in years),
+                      pretrend_statistic=float(stat), pretrend_df_num=float(dfn), pretrend_df_den=float(dfd),
+                      pretrend_p=float(p), pretrend_test=str(test))
+
+
+# --------------------------------------------------------------------------- patient-level logistic
+def _patient_design(prep: Prepared, covariates: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
+    rows = prep.rows
+    T, P = rows["treated"].to_numpy(dtype=float), rows["post"].to_numpy(dtype=float)
+    C, cn = covariate_matrix(rows, covariates)
+    X = np.column_stack([np.ones(len(rows)), T, P, T * P, C])
+    return X, ["intercept", "treated", "post", "treated:post", *cn]
+
+
+def marginal_risk_difference(X: np.ndarray, beta: np.ndarray, vcov: np.ndarray, *, term_index: int,
+                             target: np.ndarray) -> tuple[float, float]:
+    r"""Standardised risk difference and its delta-method SE.
+
+    RD = mean over target rows of expit(x_i β) − expit(x_i β − β_j x_ij), i.e. the
+    average effect of switching the treated:post term off among the target
+    (post-period intervention) patients; gradient
+    g = mean[p1(1−p1) x_i − p0(1−p0) x_i^0], var = g' V g.
+    """
+    Xt = X[target]
+    X0 = Xt.copy()
+    X0[:, term_index] = 0.0
+    p1, p0 = expit(Xt @ beta), expit(X0 @ beta)
+    rd = float(np.mean(p1 - p0))
+    g = (p1 * (1 - p1)) @ Xt / len(Xt) - (p0 * (1 - p0)) @ X0 / len(Xt)
+    return rd, float(np.sqrt(g @ vcov @ g))
+
+
+def did_logistic(
+    patients: pd.DataFrame,
+    outcome: str,
+    *,
+    covariates: Sequence[str] | None = None,
+    design: StudyDesign | None = None,
+    cluster: str | None = "pair_id",
+    vcov: str = "CR1",
+    level: float = 0.95,
+) -> Effect:
+    r"""Patient-level logistic DiD with case-mix adjustment and a cluster-robust sandwich.
+
+    .. math:: \operatorname{logit} P(y_i = 1) = \beta_0 + \beta_1 T_i + \beta_2 \text{post}_i + \delta\, T_i \text{post}_i + x_i'\gamma
+
+    fitted by maximum likelihood (statsmodels ``GLM``, Binomial); the variance is
+    the CR1 sandwich by ``cluster`` (G/(G−1)·(N−1)/(N−K), as R
+    ``sandwich::vcovCL(glm, type = "HC1")``) with a t(G − 1) reference.  The
+    estimate is the treated:post log odds ratio (conditional on case-mix);
+    ``details["odds_ratio"]`` holds exp(δ) with its interval and
+    ``details["risk_difference"]`` the marginal, standardised risk difference among
+    post-period intervention patients with a delta-method SE
+    (:func:`marginal_risk_difference`).
+
+    ``covariates`` defaults to none; pass ``rp.CASE_MIX`` for case-mix
+    adjustment (missing performance status/stage are their own level).
+    """
+    check_option("vcov", vcov, ("CR1",))
+    if not (isinstance(level, float) and 0 < level < 1):
+        raise ValueError(f"level must be a float in (0, 1), got {level!r}")
+    import statsmodels.api as sm
+
+    prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("binary",), estimator="did_logistic")
+    y = pd.to_numeric(prep.rows[prep.entry.name]).to_numpy(dtype=float)
+    X, names = _patient_design(prep, covariates)
+    _check_cells(prep, y)
+    model = sm.GLM(y, X, family=sm.families.Binomial())
+    groups = prep.cluster_codes()
+    if groups is not None:
+        res = model.fit(cov_type="cluster", cov_kwds={"groups": groups, "use_correction": True, "df_correction": True})
+        df = float(len(np.unique(groups)) - 1)
+    else:
+        res = model.fit(cov_type="HC1")
+        df = None
+    beta, V = np.asarray(res.params), np.asarray(res.cov_params())
+    if not np.all(np.isfinite(V)):
+        raise DataError(f"did_logistic: the fit for {outcome!r} is singular (check separation or collinear covariates)")
+    j = names.index("treated:post")
+    est, se = float(beta[j]), float(np.sqrt(V[j, j]))
+    dist = stats.norm if df is None else stats.t(df)
+    q = float(dist.ppf(0.5 + level / 2))
+    p = float(2 * dist.sf(abs(est / se)))
+    target = (prep.rows["treated"].to_numpy() == 1) & (prep.rows["post"].to_numpy() == 1)
+    rd, rd_se = marginal_risk_difference(X, beta, V, term_index=j, target=target)
+    details = {
+        "coefficients": {n: (float(b), float(s)) for n, b, s in zip(names, beta, np.sqrt(np.diag(V)))},
+        "odds_ratio": {"estimate": float(np.exp(est)), "ci_low": float(np.exp(est - q * se)), "ci_high": float(np.exp(est + q * se))},
+        "risk_difference": {"estimate": rd, "se": rd_se, "ci_low": rd - q * rd_se, "ci_high": rd + q * rd_se},
+        "covariates": list(covariates or []),
+        "log_likelihood": float(res.llf),
+        "converged": bool(res.converged),
+        "n_dropped": prep.n_dropped,
+    }
+    return Effect(outcome=prep.entry.name, estimator="did_logistic",
+                  estimand="treated:post log odds ratio (conditional on case-mix)", scale="log_odds_ratio",
+                  estimate=est, se=se, ci_low=est - q * se, ci_high=est + q * se, p_value=p, df=df,
+                  n_obs=len(y), n_trusts=prep.n_trusts, n_clusters=None if groups is None else int(df + 1),
+                  cluster=prep.cluster, vcov=vcov, level=level, details=details)
+
+
+def _check_cells(prep: Prepared, y: np.ndarray) -> None:
+    """Refuse outcomes with no variation in an arm × period cell (the log odds ratio is not identified)."""
+    cells = pd.DataFrame({"arm": prep.rows["arm"].to_numpy(), "period": prep.rows["period"].to_numpy(), "y": y})
+    m = cells.groupby(["arm", "period"], observed=True)["y"].mean()
+    flat = m[(m == 0) | (m == 1)]
+    if len(flat):
+        where = ", ".join(f"{a}/{p} (all {int(v)})" for (a, p), v in flat.items())
+        raise DataError(f"outcome {prep.entry.name!r} has no variation in arm × period cell(s) {where}; "
+                        "the log odds ratio is not identified (separation)")
+
+
+# --------------------------------------------------------------------------- Cox
+def did_cox(
+    patients: pd.DataFrame,
+    outcome: str = "survival_days",
+    *,
+    covariates: Sequence[str] | None = None,
+    design: StudyDesign | None = None,
+    cluster: str | None = "pair_id",
+    level: float = 0.95,
+) -> Effect:
+    r"""Cox proportional-hazards DiD for survival from first seen.
+
+    .. math:: h_i(t) = h_0(t) \exp(\beta_1 T_i + \beta_2 \text{post}_i + \delta\, T_i \text{post}_i + x_i'\gamma)
+
+    Fitted by :func:`rp2pr_eval.survival_core.fit_cox` (Newton–Raphson on the
+    Efron partial likelihood, vectorised; statsmodels ``PHReg`` takes 30–40 s
+    here and builds its robust variance from Breslow-type score residuals),
+    with the Lin–Wei robust sandwich of score residuals summed by ``cluster``
+    — exactly R ``coxph(..., ties = "efron", cluster = pair_id)``, normal
+    reference.  The estimate is the treated:post log hazard ratio (negative =
+    longer survival).
+    """
+    if not (isinstance(level, float) and 0 < level < 1):
+        raise ValueError(f"level must be a float in (0, 1), got {level!r}")
+    from .survival_core import fit_cox
+
+    prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("time_to_event",), estimator="did_cox")
+    rows = prep.rows
+    time = pd.to_numeric(rows[prep.entry.name]).to_numpy(dtype=float)
+    status = pd.to_numeric(rows[prep.entry.event_column]).to_numpy(dtype=float)
+    X, names = _patient_design(prep, covariates)
+    X, names = X[:, 1:], names[1:]  # no intercept in a Cox model
+    groups = prep.cluster_codes()
+    fit = fit_cox(time, status, X, groups=groups, ties="efron", names=names)
+    beta, se_all = np.asarray(fit.coef), np.asarray(fit.se)
+    j = names.index("treated:post")
+    est, se = float(beta[j]), float(se_all[j])
+    q = float(stats.norm.ppf(0.5 + level / 2))
+    p = float(2 * stats.norm.sf(abs(est / se)))
+    details = {
+        "coefficients": {n: (float(b), float(s)) for n, b, s in zip(names, beta, se_all)},
+        "hazard_ratio": {"estimate": float(np.exp(est)), "ci_low": float(np.exp(est - q * se)), "ci_high": float(np.exp(est + q * se))},
+        "covariates": list(covariates or []),
+        "n_events": int(status.sum()),
+        "log_likelihood": float(fit.loglik),
+        "converged": bool(fit.converged),
+        "n_dropped": prep.n_dropped,
+    }
+    return Effect(outcome=prep.entry.name, estimator="did_cox", estimand="treated:post log hazard ratio",
+                  scale="log_hazard_ratio", estimate=est, se=se, ci_low=est - q * se, ci_high=est + q * se,
+                  p_value=p, df=None, n_obs=len(time), n_trusts=prep.n_trusts,
+                  n_clusters=None if groups is None else int(groups.max() + 1), cluster=prep.cluster,
+                  vcov="model" if groups is None else "robust", level=level, details=details)
+
+
+# --------------------------------------------------------------------------- specs for resampling
+def linear_spec(
+    patients: pd.DataFrame,
+    outcome: str,
+    estimator: str | Callable = "did_aggregate",
+    *,
+    design: StudyDesign | None = None,
+    cluster: str | None = "pair_id",
+    weights: str | None = "denominator",
+    summary: str = "mean_log",
+) -> LinearSpec:
+    """The :class:`LinearSpec` of ``did_aggregate``, ``ancova`` or ``did_twfe`` for resampling inference."""
+    name = estimator if isinstance(estimator, str) else getattr(estimator, "__name__", str(estimator))
+    builders = {"did_aggregate": lambda p: _aggregate_spec(p, weights, summary, "did_aggregate"),
+                "ancova": lambda p: _ancova_spec(p, weights, summary),
+                "did_twfe": lambda p: _twfe_spec(p, weights, summary)}
+    if name not in builders:
+        raise ValueError(f"estimator {name!r} has no linear spec; expected one of {', '.join(builders)}")
+    check_option("weights", weights, WeightsType, allow_none=True)
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator=name)
+    return builders[name](prep)[0]
+
+
+def linear_specs(
+    patients: pd.DataFrame,
+    outcome: str,
+    estimators: Sequence[str] = LINEAR_ESTIMATORS_DEFAULT,
+    *,
+    design: StudyDesign | None = None,
+    cluster: str | None = "pair_id",
+    weights: str | None = "denominator",
+    summary: str = "mean_log",
+) -> dict[str, LinearSpec]:
+    """Several :class:`LinearSpec` from one validation pass (for simulation studies)."""
+    check_option("weights", weights, WeightsType, allow_none=True)
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="linear_specs")
+    builders = {"did_aggregate": lambda p: _aggregate_spec(p, weights, summary, "did_aggregate"),
+                "ancova": lambda p: _ancova_spec(p, weights, summary),
+                "did_twfe": lambda p: _twfe_spec(p, weights, summary)}
+    unknown = [e for e in estimators if e not in builders]
+    if unknown:
+        raise ValueError(f"no linear spec for {unknown}; expected names from {', '.join(builders)}")
+    return {name: builders[name](prep)[0] for name in estimators}
+
+
+LINEAR_ESTIMATORS = LINEAR_ESTIMATORS_DEFAULT
