@@ -241,10 +241,13 @@ def null_coverage(reps: int, seed: int) -> dict[str, float]:
 def test_cr2_by_pair_covers_under_the_null():
     """Seeded small version (150 ILCOP-shaped trials); the larger run is benchmarks/coverage_did.py.
 
-    Monte Carlo SE of a 95 % coverage with 150 reps ≈ 1.8 points, hence the band.
-    Clustering on trust ignores the pair-level shocks, so its SEs are smaller.
+    Monte Carlo SE of a 95 % coverage with 150 reps ≈ 1.8 points, hence the band.  CR1 by trust is
+    computed alongside for the record (benchmarks/coverage_did.py reports it at scale): in this
+    generator pairs contrast at baseline, so regression to the mean makes within-pair changes
+    negatively correlated and trust clustering is not anti-conservative here.
     """
     res = null_coverage(150, seed=2024)
     assert 0.91 <= res["coverage_did_CR2_pair"] <= 0.99, res
     assert 0.91 <= res["coverage_ancova_CR2_pair"] <= 0.99, res
-    assert res["mean_se_did_CR1_trust"] < 0.97 * res["mean_se_did_CR2_pair"], res
+    # ANCOVA is more efficient than DiD (variance factor 1 − ρ² vs 2(1 − ρ))
+    assert res["mean_se_ancova_CR2_pair"] < res["mean_se_did_CR2_pair"], res
