@@ -36,30 +36,76 @@ LINEAR_ESTIMATORS_DEFAULT = ("did_aggregate", "ancova", "did_twfe")
 class LinearSpec:
     """A trust-level linear estimator as data: everything needed to refit it under another assignment.
 
-    ``design(T)`` returns the design matrix for a treatment indicator per row
-    ``T`` of shape (n,) → (n, k), or (D, n) → (D, n, k).  ``absorb`` holds
-    assignment-free nuisance columns (fixed effects) that are partialled out.
+    The design is ``[fixed, scales[c] × T for each c, absorb]`` where ``T`` is the
+    treatment indicator of each row's randomisation unit (pair): the
+    assignment enters only through the ``treat`` columns, so the randomisation
+    test and the wild bootstrap can recompute the estimator for thousands of
+    assignments without refitting (:mod:`rp2pr_eval.inference.randomisation`).
     """
 
     estimator: str
     outcome: str
     y: np.ndarray
     weights: np.ndarray | None
-    names: tuple[str, ...]
-    coef_index: int
-    treated: np.ndarray              # current assignment per row (0/1)
+    fixed: np.ndarray                # (n, p) assignment-free columns
+    fixed_names: tuple[str, ...]
+    scales: np.ndarray               # (q, n): treatment column c = scales[c] * T
+    treat_names: tuple[str, ...]
+    coef_name: str
     unit: np.ndarray                 # randomisation unit (pair) per row, integer codes
     unit_labels: np.ndarray
+    unit_assignment: np.ndarray      # observed 0/1 per unit
     trust: np.ndarray                # trust codes per row
     cluster: np.ndarray | None       # cluster codes per row
-    design: Callable[[np.ndarray], np.ndarray] = field(repr=False)
     absorb: np.ndarray | None = field(default=None, repr=False)
-    treated_effect: np.ndarray | None = field(default=None, repr=False)  # rows exposed to the effect (for test inversion)
+    absorb_names: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.fixed_names + self.treat_names + self.absorb_names
+
+    @property
+    def coef_index(self) -> int:
+        return self.names.index(self.coef_name)
+
+    @property
+    def treated(self) -> np.ndarray:
+        """Treatment indicator per row under the observed assignment."""
+        return self.unit_assignment[self.unit].astype(float)
+
+    @property
+    def effect_exposure(self) -> np.ndarray:
+        """Rows' exposure to the effect under the observed assignment (column ``coef_name``)."""
+        return self.scales[self.treat_names.index(self.coef_name)] * self.treated if self.coef_name in self.treat_names else np.zeros(len(self.y))
+
+    def design(self, T: np.ndarray) -> np.ndarray:
+        """Design matrix for a per-row treatment indicator ``T`` (n,)."""
+        T = np.asarray(T, dtype=float)
+        blocks = [self.fixed, (self.scales * T[None, :]).T]
+        if self.absorb is not None:
+            blocks.append(self.absorb)
+        return np.column_stack(blocks)
 
     @property
     def X(self) -> np.ndarray:
-        X = self.design(self.treated)
-        return X if self.absorb is None else np.column_stack([X, self.absorb])
+        return self.design(self.treated)
+
+    def treat_maps(self) -> np.ndarray:
+        """Linear maps (q, n, n_units) from a unit assignment to the treatment columns."""
+        n_units = len(self.unit_labels)
+        out = np.zeros((len(self.scales), len(self.y), n_units))
+        rows = np.arange(len(self.y))
+        for c, scale in enumerate(self.scales):
+            out[c, rows, self.unit] = scale
+        return out
+
+
+def _units(frame: pd.DataFrame, design: StudyDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pair codes per row, pair labels (sorted) and the observed assignment per pair."""
+    codes, labels = pd.factorize(frame["pair_id"], sort=True)
+    treated = np.zeros(len(labels))
+    treated[codes] = (frame["arm"] == design.intervention_arm).to_numpy(dtype=float)
+    return codes, np.asarray(labels), treated
 
 
 def _check_common(vcov, weights, level) -> None:
@@ -82,30 +128,18 @@ def _effect_from_fit(fit: LinearFit, term: str, *, prep: Prepared, estimator: st
     )
 
 
-def _unit_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    codes, labels = pd.factorize(frame["pair_id"], sort=True)
-    return codes, np.asarray(labels)
-
-
 # --------------------------------------------------------------------------- did_aggregate
 def _aggregate_spec(prep: Prepared, weights: str | None, summary: str, estimator: str) -> tuple[LinearSpec, pd.DataFrame]:
     panel = trust_values(prep, "period", summary=summary)
     post = (panel["period"] == "post").to_numpy(dtype=float)
-    treated = panel["treated"].to_numpy(dtype=float)
-
-    def design(T: np.ndarray) -> np.ndarray:
-        T = np.asarray(T, dtype=float)
-        one = np.ones_like(T)
-        P = np.broadcast_to(post, T.shape)
-        return np.stack([one, T, P, T * P], axis=-1)
-
-    unit, labels = _unit_codes(panel)
+    unit, labels, assignment = _units(panel, prep.design)
     spec = LinearSpec(
         estimator=estimator, outcome=prep.entry.name, y=panel["value"].to_numpy(dtype=float),
         weights=panel["weight"].to_numpy(dtype=float) if weights == "denominator" else None,
-        names=("intercept", "treated", "post", "treated:post"), coef_index=3, treated=treated,
-        unit=unit, unit_labels=labels, trust=pd.factorize(panel["trust_id"], sort=True)[0], cluster=prep.cluster_codes(panel), design=design,
-        treated_effect=treated * post,
+        fixed=np.column_stack([np.ones(len(panel)), post]), fixed_names=("intercept", "post"),
+        scales=np.vstack([np.ones(len(panel)), post]), treat_names=("treated", "treated:post"),
+        coef_name="treated:post", unit=unit, unit_labels=labels, unit_assignment=assignment,
+        trust=pd.factorize(panel["trust_id"], sort=True)[0], cluster=prep.cluster_codes(panel),
     )
     return spec, panel
 
@@ -183,20 +217,14 @@ def _ancova_spec(prep: Prepared, weights: str | None, summary: str) -> tuple[Lin
     wts = panel.pivot(index="trust_id", columns="period", values="weight")
     trusts = panel.drop_duplicates("trust_id").set_index("trust_id").loc[wide.index]
     frame = trusts.assign(pre=wide["pre"], post_value=wide["post"], weight=wts["post"]).reset_index()
-    pre = frame["pre"].to_numpy(dtype=float)
-    treated = frame["treated"].to_numpy(dtype=float)
-
-    def design(T: np.ndarray) -> np.ndarray:
-        T = np.asarray(T, dtype=float)
-        return np.stack([np.ones_like(T), T, np.broadcast_to(pre, T.shape)], axis=-1)
-
-    unit, labels = _unit_codes(frame)
+    unit, labels, assignment = _units(frame, prep.design)
     spec = LinearSpec(
         estimator="ancova", outcome=prep.entry.name, y=frame["post_value"].to_numpy(dtype=float),
         weights=frame["weight"].to_numpy(dtype=float) if weights == "denominator" else None,
-        names=("intercept", "treated", "baseline"), coef_index=1, treated=treated, unit=unit, unit_labels=labels,
-        trust=pd.factorize(frame["trust_id"], sort=True)[0],
-        cluster=prep.cluster_codes(frame), design=design, treated_effect=treated,
+        fixed=np.column_stack([np.ones(len(frame)), frame["pre"].to_numpy(dtype=float)]),
+        fixed_names=("intercept", "baseline"), scales=np.ones((1, len(frame))), treat_names=("treated",),
+        coef_name="treated", unit=unit, unit_labels=labels, unit_assignment=assignment,
+        trust=pd.factorize(frame["trust_id"], sort=True)[0], cluster=prep.cluster_codes(frame),
     )
     return spec, frame
 
@@ -239,7 +267,7 @@ def ancova(
                 "days": "baseline-adjusted difference in post-period trust median days"}[scale]
     return _effect_from_fit(fit, "treated", prep=prep, estimator="ancova", estimand=estimand, scale=scale,
                             n_obs=len(frame), level=level, vcov=vcov,
-                            extra={"weights": weights, "baseline_slope": float(fit.coef[2]),
+                            extra={"weights": weights, "baseline_slope": float(fit.coef[fit.names.index("baseline")]),
                                    "n_patients": int(len(prep.rows))})
 
 
@@ -257,23 +285,17 @@ def _dummies(codes: np.ndarray, prefix: str, labels, *, drop_first: bool) -> tup
 def _twfe_spec(prep: Prepared, weights: str | None, summary: str) -> tuple[LinearSpec, pd.DataFrame]:
     panel = trust_values(prep, "audit_year", summary=summary)
     post = np.isin(panel["audit_year"], prep.design.post_years).astype(float)
-    treated = panel["treated"].to_numpy(dtype=float)
     tcode, tlabels = pd.factorize(panel["trust_id"], sort=True)
     ycode, ylabels = pd.factorize(panel["audit_year"], sort=True)
     TD, tn = _dummies(tcode, "trust", tlabels, drop_first=False)
     YD, yn = _dummies(ycode, "year", ylabels, drop_first=True)
-
-    def design(T: np.ndarray) -> np.ndarray:
-        T = np.asarray(T, dtype=float)
-        return (T * post)[..., None]
-
-    unit, labels = _unit_codes(panel)
+    unit, labels, assignment = _units(panel, prep.design)
     spec = LinearSpec(
         estimator="did_twfe", outcome=prep.entry.name, y=panel["value"].to_numpy(dtype=float),
         weights=panel["weight"].to_numpy(dtype=float) if weights == "denominator" else None,
-        names=("treated:post", *tn, *yn), coef_index=0, treated=treated, unit=unit, unit_labels=labels, trust=tcode,
-        cluster=prep.cluster_codes(panel), design=design, absorb=np.column_stack([TD, YD]),
-        treated_effect=treated * post,
+        fixed=np.empty((len(panel), 0)), fixed_names=(), scales=post[None, :], treat_names=("treated:post",),
+        coef_name="treated:post", unit=unit, unit_labels=labels, unit_assignment=assignment, trust=tcode,
+        cluster=prep.cluster_codes(panel), absorb=np.column_stack([TD, YD]), absorb_names=(*tn, *yn),
     )
     return spec, panel
 
@@ -327,7 +349,7 @@ def _panelols(panel: pd.DataFrame, spec: LinearSpec) -> dict[str, float]:
 
     idx = pd.MultiIndex.from_arrays([panel["trust_id"].astype(str), panel["audit_year"].astype(int)])
     y = pd.Series(spec.y, index=idx, name="y")
-    X = pd.DataFrame({"treated:post": spec.design(spec.treated)[:, 0]}, index=idx)
+    X = pd.DataFrame({"treated:post": spec.effect_exposure}, index=idx)
     w = None if spec.weights is None else pd.Series(spec.weights, index=idx)
     model = PanelOLS(y, X, entity_effects=True, time_effects=True, weights=w)
     if spec.cluster is not None:

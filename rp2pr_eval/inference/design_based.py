@@ -1,0 +1,233 @@
+"""Data-frame front ends of design-based inference: pair re-randomisation and the wild cluster bootstrap.
+
+The array-level cores (:mod:`.randomisation`, :mod:`.wild`) do the work; this
+module turns a patient table and an estimator into their inputs through the
+estimator's :class:`~rp2pr_eval.did.LinearSpec`, and the results into
+package objects.  Linear estimators (``did_aggregate``, ``ancova``,
+``did_twfe``) are recomputed for all draws without refitting; any other
+estimator goes through a generic path that refits it for each re-randomisation
+(in parallel with joblib).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .._options import BootWeights, RIStatistic, check_option
+from ..design import StudyDesign, resolve_design
+from ..did import LINEAR_ESTIMATORS, linear_spec
+from .._prepare import scale_of
+from ..outcomes import resolve_outcome
+from ..results import Effect
+from .randomisation import (RandomisationResult, pair_assignments, randomisation_pvalue,
+                            randomisation_test_linear)
+from .wild import bootstrap_weights, wild_cluster_bootstrap_linear
+
+
+def _estimator_name(estimator) -> str:
+    return estimator if isinstance(estimator, str) else getattr(estimator, "__name__", repr(estimator))
+
+
+def randomisation_test(
+    patients: pd.DataFrame,
+    outcome: str,
+    estimator: Callable | str = "did_aggregate",
+    n_draws: int = 10_000,
+    seed: int | np.random.Generator | None = 1,
+    *,
+    design: StudyDesign | None = None,
+    cluster: str | None = "pair_id",
+    weights: str | None = "denominator",
+    statistic: str = "estimate",
+    vcov: str = "CR1",
+    ci: bool = True,
+    level: float = 0.95,
+    n_jobs: int = 1,
+) -> RandomisationResult:
+    r"""Randomisation test of no intervention effect, re-randomising pairs exactly as the trial did.
+
+    The pair structure and the number of treated pairs are read from the data
+    (ILCOP: 15 of 40 pairs, both trusts of a pair together).  For each of
+    ``n_draws`` re-randomisations (all :math:`\binom{40}{15}` assignments when
+    that is ≤ ``n_draws``: exact enumeration) the estimator's statistic is
+    recomputed; the two-sided p-value is
+    :math:`(1 + \#\{|T^*| \ge |T|\}) / (1 + D)` for Monte Carlo draws (the exact
+    share when enumerated), with Monte Carlo SE :math:`\sqrt{p(1-p)/D}`.
+
+    Parameters
+    ----------
+    estimator
+        ``did_aggregate`` (default), ``ancova`` or ``did_twfe`` (function or
+        name) — computed for all draws at once, no refitting — or any other
+        estimator ``f(patients, outcome, *, design=..., cluster=...) -> Effect``
+        (refitted per draw; parallel over ``n_jobs`` processes).
+    statistic
+        ``"estimate"`` (the coefficient) or ``"t"`` (studentised with the
+        ``vcov`` cluster-robust SE: ``CR1`` or ``CR2``), which is robust to
+        heteroskedasticity between arms when the sharp null fails.
+    seed
+        Seed of the assignment draws: the same seed gives the same
+        re-randomisations for every outcome (joint draws for Romano–Wolf).
+    ci
+        Also the interval inverting the test under a constant additive effect
+        (linear estimators only).
+
+    Returns
+    -------
+    RandomisationResult
+        ``observed_statistic``, ``draws``, ``p_value``, ``mc_se``, ``exact``,
+        ``ci_low``/``ci_high``.
+
+    References
+    ----------
+    Fisher (1935); Rosenbaum (2002) Observational Studies; Young (2019) QJE 134:557.
+    Stata: ``ritest``; R: ``ri2::conduct_ri(declare_ra(clusters = pair_id, m = 15))``.
+    """
+    check_option("statistic", statistic, RIStatistic)
+    if not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
+        raise ValueError(f"n_draws must be a positive integer, got {n_draws!r}")
+    name = _estimator_name(estimator)
+    if name in LINEAR_ESTIMATORS:
+        spec = linear_spec(patients, outcome, name, design=design, cluster=cluster, weights=weights)
+        p = spec.fixed.shape[1]
+        coef_index = p + spec.treat_names.index(spec.coef_name)
+        res = randomisation_test_linear(
+            spec.y, spec.fixed if p else None, spec.treat_maps(), spec.unit_assignment,
+            coef_index=coef_index, n_draws=int(n_draws), seed=seed, weights=spec.weights, absorb=spec.absorb,
+            statistic=statistic, cluster=spec.cluster, vcov=vcov, level=level, ci=ci,
+        )
+        return replace(res, outcome=outcome, estimator=name)
+    if not callable(estimator):
+        raise ValueError(f"estimator {name!r} is not a function or one of {', '.join(LINEAR_ESTIMATORS)}")
+    return _refit_randomisation(patients, outcome, estimator, int(n_draws), seed, design=design, cluster=cluster,
+                                statistic=statistic, level=level, n_jobs=n_jobs)
+
+
+def _relabel(patients: pd.DataFrame, pair_labels: np.ndarray, assignment: np.ndarray, design: StudyDesign) -> pd.DataFrame:
+    arm_of_pair = dict(zip(pair_labels, np.where(assignment == 1, design.intervention_arm, design.control_arm)))
+    return patients.assign(arm=patients["pair_id"].map(arm_of_pair).to_numpy())
+
+
+def _refit_statistic(patients, outcome, estimator, design, cluster, statistic, pair_labels, assignment):
+    e = estimator(_relabel(patients, pair_labels, assignment, design), outcome, design=design, cluster=cluster)
+    return e.estimate if statistic == "estimate" else e.estimate / e.se
+
+
+def _refit_randomisation(patients, outcome, estimator, n_draws, seed, *, design, cluster, statistic, level, n_jobs):
+    design = resolve_design(design)
+    observed = estimator(patients, outcome, design=design, cluster=cluster)
+    if not isinstance(observed, Effect):
+        raise TypeError(f"estimator {_estimator_name(estimator)} must return an Effect")
+    pairs = patients.drop_duplicates("pair_id")[["pair_id", "arm"]].sort_values("pair_id")
+    labels = pairs["pair_id"].to_numpy()
+    obs = (pairs["arm"] == design.intervention_arm).to_numpy().astype(int)
+    assignments, exact = pair_assignments(len(labels), int(obs.sum()), n_draws, rng=seed, observed=obs)
+    if n_jobs == 1:
+        draws = [_refit_statistic(patients, outcome, estimator, design, cluster, statistic, labels, a) for a in assignments]
+    else:
+        from joblib import Parallel, delayed
+
+        draws = Parallel(n_jobs=n_jobs)(delayed(_refit_statistic)(patients, outcome, estimator, design, cluster,
+                                                                   statistic, labels, a) for a in assignments)
+    draws = np.asarray(draws, dtype=float)
+    t_obs = observed.estimate if statistic == "estimate" else observed.estimate / observed.se
+    p, se = randomisation_pvalue(t_obs, draws, exact=exact)
+    draws.setflags(write=False)
+    return RandomisationResult(estimate=observed.estimate, statistic=statistic, observed_statistic=float(t_obs),
+                               p_value=p, mc_se=se, ci_low=float("nan"), ci_high=float("nan"), level=level,
+                               n_draws=len(draws), exact=exact, draws=draws, outcome=outcome,
+                               estimator=_estimator_name(estimator))
+
+
+def randomisation_effect(result: RandomisationResult, effect: Effect) -> Effect:
+    """The estimator's Effect with the randomisation p-value and interval (``estimator`` suffixed ``+RI``)."""
+    return replace(effect, estimator=f"{effect.estimator}+RI", p_value=result.p_value,
+                   ci_low=result.ci_low, ci_high=result.ci_high, se=effect.se, df=None,
+                   vcov=f"randomisation ({result.n_draws} {'assignments' if result.exact else 'draws'})",
+                   details={**effect.details, "ri_statistic": result.statistic, "ri_mc_se": result.mc_se,
+                            "ri_exact": result.exact, "ri_n_draws": result.n_draws,
+                            "ri_observed_statistic": result.observed_statistic})
+
+
+def wild_cluster_bootstrap(
+    patients: pd.DataFrame,
+    outcome: str,
+    estimator: Callable | str = "did_aggregate",
+    n_boot: int = 9_999,
+    *,
+    weights: str = "rademacher",
+    null: bool = True,
+    seed: int | np.random.Generator | None = 1,
+    design: StudyDesign | None = None,
+    cluster: str = "pair_id",
+    regression_weights: str | None = "denominator",
+    weight_matrix: np.ndarray | None = None,
+    level: float = 0.95,
+) -> Effect:
+    r"""Restricted wild cluster bootstrap-t (WCR) by pair, with a confidence interval by test inversion.
+
+    Imposes the null (treated:post = 0), draws cluster-level weights
+    (``weights``: Rademacher ±1, Mammen two-point, Webb six-point), and refers
+    the CR1 t statistic to its bootstrap distribution; all ``n_boot`` draws are
+    a few matrix products (Roodman et al. 2019).  The interval collects the
+    h0 not rejected at ``1 − level``.
+
+    Rademacher weights suit ILCOP: 40 pairs give 2^40 distinct draws and 15
+    treated pairs is not "few treated clusters".  Prefer ``weights="webb"``
+    when there are fewer than about 12 clusters (Rademacher then has only 2^G
+    distinct draws and a lumpy p-value) or very few treated clusters
+    (Webb 2023; MacKinnon & Webb 2018).
+
+    Parameters
+    ----------
+    weights
+        Bootstrap weight distribution (the regression weights are ``regression_weights``).
+    null
+        ``True``: restricted bootstrap (WCR), the only variant offered, which
+        has the better size with few clusters (Cameron, Gelbach & Miller 2008).
+    weight_matrix
+        (n_boot, G) weights to share across outcomes (columns in sorted cluster order).
+
+    Returns
+    -------
+    Effect
+        ``estimate`` and CR1 ``se`` of the estimator, bootstrap ``p_value`` and
+        interval; ``details`` hold the t statistic, the equal-tailed p, the
+        weight type and number of draws.
+
+    References
+    ----------
+    Cameron, Gelbach & Miller (2008) REStat 90:414; Roodman, MacKinnon, Nielsen & Webb (2019) Stata J 19:4;
+    Webb (2023) Can J Econ. Stata ``boottest``; R ``fwildclusterboot::boottest``.
+    """
+    check_option("weights", weights, BootWeights)
+    if null is not True:
+        raise ValueError("null=False (unrestricted WCU) is not offered: use the restricted bootstrap, null=True")
+    if cluster is None:
+        raise ValueError("the wild cluster bootstrap needs a cluster column, e.g. 'pair_id'")
+    name = _estimator_name(estimator)
+    if name not in LINEAR_ESTIMATORS:
+        raise ValueError(f"wild_cluster_bootstrap supports {', '.join(LINEAR_ESTIMATORS)}, not {name!r}")
+    spec = linear_spec(patients, outcome, name, design=design, cluster=cluster, weights=regression_weights)
+    res = wild_cluster_bootstrap_linear(spec.X, spec.y, coef_index=spec.coef_index, cluster=spec.cluster,
+                                        weights=spec.weights, n_boot=n_boot, boot_weights=weights,
+                                        weight_matrix=weight_matrix, seed=seed, level=level, ci=True)
+    n_clusters = int(res.n_clusters)
+    return Effect(
+        outcome=outcome, estimator=f"{name}+wild", estimand=f"{name} estimate, wild cluster bootstrap-t inference",
+        scale=scale_of(resolve_outcome(patients, outcome), "mean_log"),
+        estimate=res.estimate, se=res.se, ci_low=res.ci_low, ci_high=res.ci_high, p_value=res.p_value, df=None,
+        n_obs=len(spec.y), n_trusts=int(spec.trust.max() + 1), n_clusters=n_clusters, cluster=cluster,
+        vcov=f"WCR bootstrap-t ({weights}, {res.n_boot})", level=level,
+        details={"t_stat": res.t_stat, "p_value_equal_tail": res.p_value_equal_tail, "n_boot": res.n_boot,
+                 "boot_weights": weights, "h0": res.h0, "regression_weights": regression_weights},
+    )
+
+
+def shared_bootstrap_weights(n_clusters: int, n_boot: int = 9_999, kind: str = "rademacher", *, seed=1) -> np.ndarray:
+    """One (n_boot, G) weight matrix to pass as ``weight_matrix`` to every outcome's bootstrap."""
+    check_option("kind", kind, BootWeights)
+    return bootstrap_weights(n_clusters, n_boot, kind, rng=np.random.default_rng(seed))
