@@ -88,6 +88,83 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .batch import run_evaluation
+    from .config import load_run_config
+
+    config = load_run_config(args.params).with_overrides(
+        data=args.data, out=args.out, jobs=args.jobs, seed=args.seed,
+        outcomes=tuple(args.outcome) if args.outcome else None)
+    result = run_evaluation(config, run_id=args.run_id, progress=not args.quiet)
+    n_ok = sum(j.status == "ok" for j in result.jobs)
+    print(f"{n_ok}/{len(result.jobs)} notebooks ran; report: {result.run_dir / 'index.html'}")
+    for job in result.failed:
+        print(f"  failed: {job.name}: {job.error}", file=sys.stderr)
+    for problem in result.audit:
+        print(f"  disclosure audit: {problem}", file=sys.stderr)
+    return 0 if result.ok else EXIT_FAILED
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    import time
+
+    from .report import regenerate_figures
+
+    run = Path(args.run)
+    if not (run / "manifest.json").is_file():
+        raise UserError(f"{run}: not a run folder (no manifest.json)")
+    start = time.perf_counter()
+    written = regenerate_figures(run)
+    print(f"regenerated {len(written)} figures (PNG, PDF, SVG) in {run / 'figures'} "
+          f"in {time.perf_counter() - start:.1f} s without refitting")
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import audit_run
+    from .data.io import load_patients
+
+    run = Path(args.run)
+    if not (run / "manifest.json").is_file():
+        raise UserError(f"{run}: not a run folder (no manifest.json)")
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    ids = None
+    data = Path(args.data or manifest["data"])
+    if data.is_file():
+        ids = set(load_patients(data, validate=False)["patient_id"].astype(str))
+    from .design import StudyDesign
+
+    problems = audit_run(run, patient_ids=ids, design=StudyDesign.from_dict(manifest["parameters"]["design"]))
+    for p in problems:
+        print(p)
+    print(f"{run}: {'no disclosure problems found' if not problems else f'{len(problems)} problem(s)'}"
+          + ("" if ids is not None else " (input data not found: patient ids not checked)"))
+    return 0 if not problems else EXIT_FAILED
+
+
+def _cmd_rerun(args: argparse.Namespace) -> int:
+    from .batch import run_evaluation
+    from .config import load_run_config
+    from .reproduce import compare_runs
+
+    run = Path(args.run)
+    if not (run / "manifest.json").is_file():
+        raise UserError(f"{run}: not a run folder (no manifest.json)")
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    p = manifest["parameters"]
+    config = load_run_config(p["params_dir"]).with_overrides(
+        data=manifest["data"], out=str(run.parent), jobs=p["jobs"], seed=p["seed"], outcomes=tuple(p["outcomes"]))
+    new = run_evaluation(config, run_id=args.run_id or f"{run.name}-rerun", progress=not args.quiet)
+    differences = compare_runs(run, new.run_dir)
+    if differences:
+        print(f"rerun {new.run_dir} differs from {run} in {len(differences)} file(s):")
+        for d in differences:
+            print(f"  {d}")
+        return EXIT_FAILED
+    print(f"rerun {new.run_dir} reproduces {run}: results, tables and figures are byte-identical")
+    return 0 if new.ok else EXIT_FAILED
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
@@ -121,6 +198,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--design", help="design YAML")
     _add_common(p)
     p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("run", help="run the whole evaluation (notebooks through Papermill) into outputs/<run-id>")
+    p.add_argument("--params", default="parameters", help="parameter folder (run.yaml, design.yaml, outcomes/)")
+    p.add_argument("--data", help="patient table (overrides run.yaml)")
+    p.add_argument("--out", help="output root folder (overrides run.yaml)")
+    p.add_argument("--jobs", type=int, help="parallel notebook kernels (overrides run.yaml)")
+    p.add_argument("--outcome", action="append", metavar="NAME", help="outcome to analyse; repeatable")
+    p.add_argument("--seed", type=int, help="random seed (overrides run.yaml)")
+    p.add_argument("--run-id", help="name of the run folder (default: run-<date>-<time>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_common(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("figures", help="regenerate every figure of a run from its saved results (no refitting)")
+    p.add_argument("--run", required=True, help="run folder outputs/<run-id>")
+    _add_common(p)
+    p.set_defaults(func=_cmd_figures)
+
+    p = sub.add_parser("audit", help="scan a run folder for patient-level rows and small counts")
+    p.add_argument("run", help="run folder outputs/<run-id>")
+    p.add_argument("--data", help="input patient table (default: the one in the manifest)")
+    _add_common(p)
+    p.set_defaults(func=_cmd_audit)
+
+    p = sub.add_parser("rerun", help="repeat a run from its manifest and report any difference")
+    p.add_argument("run", help="run folder outputs/<run-id>")
+    p.add_argument("--run-id", help="name of the new run folder (default: <run-id>-rerun)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_common(p)
+    p.set_defaults(func=_cmd_rerun)
 
     for register in _EXTRA_COMMANDS:
         register(sub, _add_common)

@@ -50,3 +50,43 @@ def national_rates(patients: pd.DataFrame) -> pd.DataFrame:
             rows.append({"outcome": name, "label": entry.label, "audit_year": int(year), "n": int(len(g)),
                          "value": value, "reference": float(entry.national.get(int(year), np.nan))})
     return pd.DataFrame(rows)
+
+
+def national_rates_table(patients: pd.DataFrame) -> pd.DataFrame:
+    """:func:`national_rates` as a wide table: one row per outcome, audit years as columns, STUDY.md references beside."""
+    rates = national_rates(patients)
+    table = rates.pivot(index="label", columns="audit_year", values="value")
+    refs = rates.dropna(subset=["reference"]).pivot(index="label", columns="audit_year", values="reference")
+    refs.columns = [f"STUDY.md {c}" for c in refs.columns]
+    order = list(dict.fromkeys(rates["label"]))
+    return table.join(refs).loc[order]
+
+
+def volume_summary(patients: pd.DataFrame) -> pd.DataFrame:
+    """Patients per trust by audit year: trusts, total, median, quartiles, min and max (no trust is named)."""
+    per = patients.groupby(["audit_year", "trust_id"], observed=True).size().rename("n").reset_index()
+    g = per.groupby("audit_year")["n"]
+    return pd.DataFrame({
+        "trusts": g.size(), "patients": g.sum(), "median": g.median(), "q1": g.quantile(0.25),
+        "q3": g.quantile(0.75), "min": g.min(), "max": g.max(),
+    })
+
+
+def completeness(patients: pd.DataFrame) -> pd.DataFrame:
+    """Share of patients with each case-mix or recording field present, by audit year."""
+    cols = [c for c in ("performance_status", "stage", "treatment_recorded", "cns_recorded") if c in patients.columns]
+    out = {}
+    for col in cols:
+        present = patients[col].notna() if col in ("performance_status", "stage") else (patients[col] == 1)
+        out[col] = present.groupby(patients["audit_year"]).mean()
+    return pd.DataFrame(out)
+
+
+def trend_panels(patients: pd.DataFrame, outcomes, *, design: StudyDesign | None = None) -> dict[str, pd.DataFrame]:
+    """Trust × audit-year panels for several binary outcomes (validation once)."""
+    from .data.panel import trust_panel
+    from .data.validate import validate_patients
+
+    design = resolve_design(design)
+    validate_patients(patients, design=design, missing_period="ignore")
+    return {o: trust_panel(patients, o, by="audit_year", design=design, validate=False) for o in outcomes}

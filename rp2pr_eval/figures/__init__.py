@@ -18,7 +18,7 @@ from rp2pr_eval.figures.style import (
     figure_size,
     style,
 )
-from rp2pr_eval.figures.trends import plot_trends, trend_rates
+from rp2pr_eval.figures.trends import plot_trends, plot_trends_grid, trend_rates
 
 __all__ = [
     "ARM_COLOURS",
@@ -35,6 +35,7 @@ __all__ = [
     "plot_funnel",
     "plot_randomisation",
     "plot_trends",
+    "plot_trends_grid",
     "save_figure",
     "style",
     "trend_rates",

@@ -231,3 +231,37 @@ def plot_trends(
     ax.set_ylabel(f"{outcome_label(name, labels, default='Rate')} (%)")
     ax.legend(loc="best")
     return ax
+
+
+def plot_trends_grid(
+    panels: Mapping[str, pd.DataFrame],
+    *,
+    labels: Mapping[str, str] | None = None,
+    during_years: Sequence[int] | None = (2010, 2011),
+    ncols: int = 3,
+    ci: TrendCI = "cluster",
+):
+    """Small multiples of :func:`plot_trends`, one panel per outcome; returns the Figure.
+
+    ``panels`` maps outcome name → trust panel by audit year.
+    """
+    import matplotlib.pyplot as plt
+
+    from rp2pr_eval.figures.style import figure_size
+
+    if not isinstance(panels, Mapping) or not panels:
+        raise ValueError("plot_trends_grid: panels must be a non-empty mapping outcome → trust panel by audit year")
+    if not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"plot_trends_grid: ncols={ncols!r} is not valid; expected a positive integer")
+    n = len(panels)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    width, _ = figure_size("double")
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 2.3 * nrows), squeeze=False, layout="constrained")
+    for ax, (name, panel) in zip(axes.ravel(), panels.items()):
+        plot_trends(panel, ax=ax, labels=labels, during_years=during_years, outcome=name, ci=ci)
+        if ax is not axes.ravel()[0] and ax.get_legend() is not None:
+            ax.get_legend().remove()
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    return fig
