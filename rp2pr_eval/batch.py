@@ -180,7 +180,7 @@ def run_evaluation(config: RunConfig, *, run_id: str | None = None, progress: bo
 
     root = Path.cwd() if root is None else root
     data = _resolve(config.data, root).resolve()
-    design_path = _resolve(str(Path(config.params_dir) / "design.yaml"), root).resolve()
+    design_path = _resolve(config.design_path, root).resolve()
     if not data.is_file():
         raise DataError(f"{data}: data file not found")
     patients = load_patients(data, design=config.design)   # validate before any notebook starts

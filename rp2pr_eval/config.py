@@ -137,6 +137,7 @@ class RunConfig:
     params_dir: str
     data: str
     design: StudyDesign
+    design_path: str = "parameters/design.yaml"
     out: str = "outputs"
     seed: int = 20100401
     jobs: int = 2
@@ -153,7 +154,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """Everything resolved, JSON-native (for the manifest)."""
         return {
-            "params_dir": self.params_dir, "data": self.data, "design": self.design.to_dict(), "out": self.out,
+            "params_dir": self.params_dir, "data": self.data, "design": self.design.to_dict(),
+            "design_path": self.design_path, "out": self.out,
             "seed": self.seed, "jobs": self.jobs, "notebooks": list(self.notebooks), "outcomes": list(self.outcomes),
             "primary_outcomes": list(self.primary_outcomes), "analysis": self.analysis.to_parameters(),
             "outcome_settings": {k: v.to_parameters() for k, v in self.outcome_settings.items()},
@@ -238,7 +240,8 @@ def load_run_config(params_dir: str | Path = "parameters", *, run_file: str = "r
     if raw.get("jobs", 2) < 1:
         raise ParameterError(f"{source}: key 'jobs' must be ≥ 1")
     return RunConfig(
-        params_dir=str(params_dir), data=raw["data"], design=design, out=raw.get("out", "outputs"),
+        params_dir=str(params_dir), data=raw["data"], design=design, design_path=str(design_path),
+        out=raw.get("out", "outputs"),
         seed=raw.get("seed", 20100401), jobs=raw.get("jobs", 2), notebooks=tuple(notebooks),
         outcomes=tuple(outcomes), primary_outcomes=tuple(primary), analysis=base, outcome_settings=per_outcome,
         power=power,

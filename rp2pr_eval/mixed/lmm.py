@@ -33,7 +33,7 @@ def mixed_linear(
     the residual variance inversely proportional to the cell's patients
     (statsmodels has no prior weights for ``MixedLM``; the model is fitted on
     :math:`\sqrt{w}`-scaled data with the random-effect design scaled alike,
-    which is the same likelihood); ``None`` (default) is the unweighted model,
+    which is the same likelihood once the Jacobian ½Σlog w is added back); ``None`` (default) is the unweighted model,
     which matches R ``lmer(rate ~ treated * post + (1 | trust_id))``.
 
     Degrees of freedom for the treated:post test: the between–within rule
@@ -70,9 +70,11 @@ def mixed_linear(
     y = (y_raw - centre) / spread
     groups = pd.factorize(panel["trust_id"], sort=True)[0]
     Z = np.ones((len(panel), 1))
+    log_jacobian = 0.0
     if weights == "denominator":
         sw = np.sqrt(panel["weight"].to_numpy(dtype=float) / panel["weight"].mean())
         X, y, Z = X * sw[:, None], y * sw, Z * sw[:, None]
+        log_jacobian = float(np.log(sw).sum())  # the scaled data's likelihood omits +½Σlog w
     model = sm.MixedLM(y, X, groups=groups, exog_re=Z)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -104,7 +106,7 @@ def mixed_linear(
         "coefficients": {n: (float(b), float(s)) for n, b, s in zip(names, beta, se_all)},
         "re_sd": float(np.sqrt(max(re_var, 0.0))),
         "residual_sd": float(np.sqrt(res.scale)) * spread,
-        "log_likelihood": float(res.llf) - (len(panel) - len(names)) * np.log(spread),
+        "log_likelihood": float(res.llf) - (len(panel) - len(names)) * np.log(spread) + log_jacobian,
         "reml": True,
         "converged": converged,
         "boundary": boundary or re_var <= 1e-10,
