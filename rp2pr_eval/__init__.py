@@ -3,7 +3,7 @@
 The public names below are the stable face of the package (see docs/API in
 shared/design/API.md); internals may move.
 """
-from . import report, summary
+from . import report, summary, tables
 from .analysis import ESTIMATORS, OutcomeAnalysis, analyse_outcome
 from .data import DataError, PeriodCoverageWarning, load_patients, save_patients, trust_panel, validate_panel, validate_patients
 from .design import StudyDesign

@@ -191,15 +191,22 @@ def effects_table(effects: Iterable[Effect]) -> pd.DataFrame:
 _SCALE_UNITS = {"risk_difference": ("pp", 100.0), "days": ("days", 1.0)}
 
 
-def format_frame(frame: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
-    """Format a tidy effects frame for display (strings); the only place numbers become text."""
+def format_frame(frame: pd.DataFrame, *, digits: int = 3, scale_pp: bool = True) -> pd.DataFrame:
+    """Format a tidy effects frame for display (strings); the only place numbers become text.
+
+    Risk differences are shown in percentage points (x 100) unless
+    ``scale_pp=False``, which shows them as proportions.
+    """
+    if not isinstance(scale_pp, (bool, np.bool_)):
+        raise ValueError(f"scale_pp must be True or False, got {scale_pp!r}")
+    units = _SCALE_UNITS if scale_pp else {**_SCALE_UNITS, "risk_difference": ("proportion", 1.0)}
     out = pd.DataFrame(index=frame.index)
     for col in ("outcome", "estimator", "scale"):
         if col in frame:
             out[col] = frame[col].astype(str)
     def num(v, d=digits):
         return "" if pd.isna(v) else f"{v:.{d}f}"
-    mult = frame["scale"].map(lambda s: _SCALE_UNITS.get(s, ("", 1.0))[1]) if "scale" in frame else 1.0
+    mult = frame["scale"].map(lambda s: units.get(s, ("", 1.0))[1]) if "scale" in frame else 1.0
     out["estimate"] = [num(v * m) for v, m in zip(frame["estimate"], mult)]
     out["95% CI"] = [f"[{num(lo * m)}, {num(hi * m)}]" for lo, hi, m in zip(frame["ci_low"], frame["ci_high"], mult)]
     out["se"] = [num(v * m) for v, m in zip(frame["se"], mult)]
@@ -220,12 +227,13 @@ def _format_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def render(frame: pd.DataFrame, *, fmt: str = "text", title: str | None = None, digits: int = 3) -> str:
+def render(frame: pd.DataFrame, *, fmt: str = "text", title: str | None = None, digits: int = 3,
+           scale_pp: bool = True) -> str:
     """Render a tidy effects frame as ``text``, ``html``, ``markdown`` or ``latex``.
 
-    Risk differences are shown in percentage points.
+    Risk differences are shown in percentage points (``scale_pp=False``: as proportions).
     """
-    shown = format_frame(frame, digits=digits)
+    shown = format_frame(frame, digits=digits, scale_pp=scale_pp)
     if fmt == "text":
         body = shown.to_string(index=False)
         return f"{title}\n{body}" if title else body
