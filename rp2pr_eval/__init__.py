@@ -13,6 +13,7 @@ from .gee import gee_logistic
 from .mixed import mixed_linear, mixed_logistic
 from .inference.design_based import randomisation_test, shared_bootstrap_weights, wild_cluster_bootstrap
 from .inference.multiplicity import adjust_pvalues
+from .inference.power import PowerResult, power_simulation
 from .inference.randomisation import RandomisationResult
 from .outcomes import CASE_MIX, OUTCOMES, PRIMARY_OUTCOMES, Outcome
 from .results import Effect, effects_table, load_effects, save_effects
@@ -22,7 +23,7 @@ __all__ = [
     "Effect", "EventStudy", "ancova", "did_aggregate", "did_cox", "did_logistic", "did_twfe", "effects_table",
     "event_study", "load_effects", "save_effects", "gee_logistic", "randomisation_test", "shared_bootstrap_weights",
     "wild_cluster_bootstrap", "adjust_pvalues", "RandomisationResult", "mixed_linear", "mixed_logistic",
-    "ESTIMATORS", "OutcomeAnalysis", "analyse_outcome",
+    "ESTIMATORS", "OutcomeAnalysis", "analyse_outcome", "PowerResult", "power_simulation",
     "CASE_MIX", "DataError", "OUTCOMES", "Outcome", "PRIMARY_OUTCOMES", "ParameterError", "PeriodCoverageWarning",
     "StudyDesign", "load_patients", "save_patients", "simulate_nlca", "trust_panel", "validate_panel",
     "validate_patients",

@@ -39,7 +39,10 @@ def _rows_message(df: pd.DataFrame, mask: np.ndarray, column: str) -> str:
         where = f"row {df.index[i]!r}"
         if "trust_id" in df.columns and column != "trust_id":
             where += f" (trust {row['trust_id']})"
-        parts.append(f"{where}: {row[column]!r}")
+        value = row[column]
+        if isinstance(value, np.generic):
+            value = value.item()
+        parts.append(f"{where}: {value!r}")
     more = f"; {len(idx)} rows in all" if len(idx) > _SHOW else ""
     return "; ".join(parts) + more
 
