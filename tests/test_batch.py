@@ -1,0 +1,170 @@
+"""Notebooks through Papermill and the run command end to end, on a small synthetic dataset.
+
+Asserts on what the notebooks save (recommenders' functional notebook tests), not merely that they ran.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import rp2pr_eval as rp
+from rp2pr_eval import batch
+from rp2pr_eval.cli import main
+from rp2pr_eval.config import load_run_config
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.notebook
+
+OUTCOMES = ["active_treatment", "cns_seen", "days_referral_to_treatment", "survival_days"]
+
+
+def _write_params(folder: Path, data: Path, out: Path, *, outcomes=OUTCOMES, notebooks=None, jobs=2) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "parameters" / "design.yaml", folder / "design.yaml")
+    run = {
+        "data": str(data), "design": str(folder / "design.yaml"), "out": str(out), "seed": 7, "jobs": jobs,
+        "notebooks": notebooks or ["00_data_checks", "01_descriptives", "10_outcome_analysis", "20_summary", "30_power"],
+        "outcomes": outcomes, "primary_outcomes": ["active_treatment", "cns_seen"],
+        "analysis": {"ri_draws": 199, "boot_draws": 199, "n_quad": 5},
+        "power": {"outcome": "active_treatment", "estimator": "ancova", "effects": [0.0, 1.0], "n_sims": 6},
+    }
+    (folder / "run.yaml").write_text(yaml.safe_dump(run))
+    (folder / "outcomes").mkdir(exist_ok=True)
+    (folder / "outcomes" / "survival_days.yaml").write_text("estimators: [did_cox]\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    df = rp.simulate_nlca(seed=12, n_pairs=10, n_treated_pairs=4, volume_median=70, volume_clip=(40, 120),
+                          effects={"active_treatment": 0.9})
+    return rp.save_patients(df, folder / "patients.csv.gz")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, small_data):
+    base = tmp_path_factory.mktemp("run")
+    params = _write_params(base / "parameters", small_data, base / "outputs")
+    assert main(["run", "--params", str(params), "--run-id", "r1", "--quiet"]) == 0
+    return base / "outputs" / "r1"
+
+
+def test_every_notebook_ran_and_the_folder_is_complete(finished_run):
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    names = {n["name"]: n for n in manifest["notebooks"]}
+    assert set(names) == {"00_data_checks", "01_descriptives", "20_summary", "30_power",
+                          *(f"10_outcome_analysis__{o}" for o in OUTCOMES)}
+    assert all(n["status"] == "ok" for n in names.values()), [n for n in names.values() if n["status"] != "ok"]
+    for n in names.values():
+        assert (finished_run / n["ipynb"]).exists() and (finished_run / n["html"]).exists()
+    assert manifest["audit"] == []
+    assert not list(finished_run.parent.glob(".*partial*"))
+
+
+def test_outcome_results_recover_the_planted_sign(finished_run):
+    effects = {e.details["step"]: e for e in rp.load_effects(finished_run / "results" / "active_treatment.json")}
+    assert {"ancova", "did_aggregate", "did_twfe", "did_logistic", "mixed_logistic", "randomisation_test",
+            "wild_cluster_bootstrap"} <= set(effects)
+    for e in effects.values():
+        assert np.isfinite([e.estimate, e.se, e.ci_low, e.ci_high, e.p_value]).all(), e
+        assert e.outcome == "active_treatment"
+        assert e.estimate > 0, e                     # planted +0.9 on the logit scale
+    extras = json.loads((finished_run / "results" / "active_treatment.extras.json").read_text())
+    es = extras["event_study"]
+    assert 0 <= es["pretrend_p"] <= 1 and es["pretrend_test"] == "HTZ"
+    assert extras["randomisation"]["n_draws"] == 199
+    cox = rp.load_effects(finished_run / "results" / "survival_days.json")
+    assert [e.estimator for e in cox] == ["did_cox"] and cox[0].scale == "log_hazard_ratio"
+    days = {e.details["step"]: e for e in rp.load_effects(finished_run / "results" / "days_referral_to_treatment.json")}
+    assert days["ancova"].scale == "log_ratio" and "did_logistic" not in days
+
+
+def test_summary_power_tables_and_report(finished_run):
+    assert (finished_run / "figures" / "forest.svg").exists()
+    assert (finished_run / "tables" / "primary_results.csv").exists()
+    assert (finished_run / "tables" / "table_one.csv").exists()
+    power = rp.PowerResult.from_dict(json.loads((finished_run / "results" / "power.json").read_text()))
+    rows = dict(zip(power.frame["effect"], power.frame["power"]))
+    assert rows[1.0] > rows[0.0]  # power at a large planted effect exceeds the size
+    index = (finished_run / "index.html").read_text()
+    links = re.findall(r"(?:href|src)='([^']+)'", index)
+    assert len(links) >= 10
+    for link in links:
+        assert (finished_run / link).exists(), link
+
+
+def test_manifest_records_what_is_needed_to_repeat(finished_run, small_data):
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    assert manifest["data_sha256"] == batch.sha256(Path(small_data))
+    assert manifest["parameters"]["seed"] == 7 and manifest["parameters"]["analysis"]["ri_draws"] == 199
+    assert manifest["versions"]["rp2pr_eval"] and manifest["versions"]["numpy"]
+
+
+def test_executed_notebooks_show_no_patient_rows(finished_run, small_data):
+    ids = set(rp.load_patients(small_data)["patient_id"])
+    from rp2pr_eval.audit import audit_run
+
+    assert audit_run(finished_run, patient_ids=ids) == []
+
+
+def test_figures_regenerate_without_refitting(finished_run, monkeypatch):
+    import statsmodels.base.model as smm
+
+    def refuse(*a, **k):
+        raise AssertionError("a model was fitted")
+
+    monkeypatch.setattr(smm.LikelihoodModel, "fit", refuse)
+    monkeypatch.setattr("rp2pr_eval.inference.variance.wls", refuse)
+    before = (finished_run / "figures" / "forest.svg").read_bytes()
+    assert main(["figures", "--run", str(finished_run)]) == 0
+    assert (finished_run / "figures" / "forest.svg").read_bytes() == before
+
+
+# ---------------------------------------------------------------- failures
+def test_bad_parameter_file_stops_before_anything_runs(tmp_path, small_data, capsys):
+    params = _write_params(tmp_path / "p", small_data, tmp_path / "out")
+    text = (params / "run.yaml").read_text().replace("ri_draws:", "ri_drawz:")
+    (params / "run.yaml").write_text(text)
+    assert main(["run", "--params", str(params), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "run.yaml: unknown key analysis.'ri_drawz'" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_outcome_on_the_command_line(tmp_path, small_data, capsys):
+    params = _write_params(tmp_path / "p", small_data, tmp_path / "out")
+    assert main(["run", "--params", str(params), "--outcome", "cns_sen", "--quiet"]) == 2
+    assert "unknown outcome 'cns_sen'" in capsys.readouterr().err
+
+
+def test_existing_output_folder_is_refused(tmp_path, small_data, capsys):
+    params = _write_params(tmp_path / "p", small_data, tmp_path / "out")
+    (tmp_path / "out" / "r").mkdir(parents=True)
+    assert main(["run", "--params", str(params), "--run-id", "r", "--quiet"]) == 2
+    assert "output folder already exists" in capsys.readouterr().err
+
+
+def test_a_failing_notebook_does_not_stop_the_others(tmp_path, small_data, monkeypatch, capsys):
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(ROOT / "notebooks", notebooks)
+    book = json.loads((notebooks / "00_data_checks.ipynb").read_text())
+    book["cells"].append({"cell_type": "code", "id": "boom", "metadata": {}, "execution_count": None,
+                          "outputs": [], "source": "raise RuntimeError('deliberate failure')"})
+    (notebooks / "00_data_checks.ipynb").write_text(json.dumps(book))
+    monkeypatch.setattr(batch, "NOTEBOOK_DIR", notebooks)
+    params = _write_params(tmp_path / "p", small_data, tmp_path / "out", outcomes=["cns_seen"],
+                           notebooks=["00_data_checks", "10_outcome_analysis"])
+    assert main(["run", "--params", str(params), "--run-id", "f", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "failed: 00_data_checks" in err and "deliberate failure" in err
+    manifest = json.loads((tmp_path / "out" / "f" / "manifest.json").read_text())
+    status = {n["name"]: n["status"] for n in manifest["notebooks"]}
+    assert status == {"00_data_checks": "failed", "10_outcome_analysis__cns_seen": "ok"}
+    assert (tmp_path / "out" / "f" / "results" / "cns_seen.json").exists()
