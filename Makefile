@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 DATA   := data/synthetic/nlca_patients.csv.gz
 JOBS   ?= 2
 
-.PHONY: run test install bench data clean
+.PHONY: run test install bench validate data clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -22,12 +22,16 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/rp2pr-eval summary --data $(DATA)
+	$(BIN)/rp2pr-eval run --params parameters
 
 test: install
 	$(BIN)/python -m pytest -q -m "not slow" -n $(JOBS)
 
 bench: install
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+validate: install
+	$(BIN)/rp2pr-eval validate-methods --reps 200 --out outputs/validation
 
 data: install
 	$(BIN)/rp2pr-eval simulate --seed 20100401 --effect active_treatment=0.3 --effect cns_seen=0.4 --effect nsclc_resection=0.25 --out $(DATA) --force
