@@ -168,3 +168,36 @@ def test_a_failing_notebook_does_not_stop_the_others(tmp_path, small_data, monke
     status = {n["name"]: n["status"] for n in manifest["notebooks"]}
     assert status == {"00_data_checks": "failed", "10_outcome_analysis__cns_seen": "ok"}
     assert (tmp_path / "out" / "f" / "results" / "cns_seen.json").exists()
+
+
+def test_rerun_reproduces_results_tables_and_figures_to_the_byte(tmp_path, small_data, capsys):
+    params = _write_params(tmp_path / "p", small_data, tmp_path / "out", outcomes=["active_treatment", "cns_seen"],
+                           notebooks=["01_descriptives", "10_outcome_analysis", "20_summary"])
+    assert main(["run", "--params", str(params), "--run-id", "a", "--quiet"]) == 0
+    assert main(["rerun", str(tmp_path / "out" / "a"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "byte-identical" in out
+    from rp2pr_eval.reproduce import compare_runs
+
+    a, b = tmp_path / "out" / "a", tmp_path / "out" / "a-rerun"
+    assert compare_runs(a, b) == []
+    assert len(list(a.glob("figures/*.svg"))) >= 8 and len(list(a.glob("tables/*"))) >= 8
+    # a changed result is reported
+    (b / "results" / "cns_seen.json").write_text("{}")
+    assert compare_runs(a, b) == ["results/cns_seen.json: contents differ"]
+
+
+def test_audit_command_flags_patient_rows_and_small_counts(finished_run, small_data, tmp_path, capsys):
+    import pandas as pd
+
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    assert main(["audit", str(copy), "--data", str(small_data)]) == 0
+    leak = rp.load_patients(small_data).head(3)[["patient_id", "trust_id", "age"]]
+    leak.to_csv(copy / "tables" / "leak.csv", index=False)
+    pd.DataFrame({"group": ["a", "b"], "n": [3, 40]}).to_csv(copy / "tables" / "small.csv", index=False)
+    assert main(["audit", str(copy), "--data", str(small_data)]) == 1
+    out = capsys.readouterr().out
+    assert "tables/leak.csv: shows a 'patient_id' column" in out
+    assert "tables/leak.csv: shows 3 patient id(s)" in out
+    assert "tables/small.csv" in out
