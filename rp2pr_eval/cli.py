@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=_cmd_rerun)
 
+    from .validation import register_cli as register_validation
+
+    register_validation(sub, _add_common)
     for register in _EXTRA_COMMANDS:
         register(sub, _add_common)
     return parser
