@@ -142,6 +142,18 @@ def _histogram(draws: np.ndarray, bins: int = 60) -> dict[str, list[float]]:
     return {"counts": counts.tolist(), "edges": edges.tolist()}
 
 
+def _gee_with_fallback(patients, outcome, **kwargs) -> Effect:
+    """Exchangeable GEE; if it has no solution on these data (the working correlation runs away with
+    pair clusters of thousands of patients), the independence working model, with the reason recorded."""
+    from .errors import DataError
+
+    try:
+        return gee_logistic(patients, outcome, cov_struct="exchangeable", **kwargs)
+    except DataError as exc:
+        effect = gee_logistic(patients, outcome, cov_struct="independence", **kwargs)
+        return effect.with_details(fallback=f"exchangeable failed: {str(exc).splitlines()[0][:200]}")
+
+
 def analyse_outcome(
     patients: pd.DataFrame,
     outcome: str,
@@ -188,8 +200,8 @@ def analyse_outcome(
         "did_logistic": lambda: did_logistic(patients, outcome, covariates=covariates, level=level, **common),
         "mixed_logistic": lambda: mixed_logistic(patients, outcome, covariates=covariates, n_quad=n_quad,
                                                  level=level, **common),
-        "gee_logistic": lambda: gee_logistic(patients, outcome, covariates=covariates, vcov=gee_vcov, level=level,
-                                             **common),
+        "gee_logistic": lambda: _gee_with_fallback(patients, outcome, covariates=covariates, vcov=gee_vcov,
+                                                   level=level, **common),
         "did_cox": lambda: did_cox(patients, outcome, covariates=covariates, level=level, **common),
         "wild_cluster_bootstrap": lambda: wild_cluster_bootstrap(patients, outcome, "ancova", boot_draws,
                                                                  weights=boot_weights, seed=seed,
