@@ -119,8 +119,9 @@ def plan_jobs(config: RunConfig, *, data: Path, design: Path, tmp: Path) -> tupl
                                            "tables_dir": dirs["tables_dir"], "outcomes": list(config.outcomes),
                                            "primary_outcomes": [o for o in config.primary_outcomes
                                                                 if o in config.outcomes]})
-    # longest first: outcome notebooks and power before the quick checks
-    jobs.sort(key=lambda j: (j.template not in ("10_outcome_analysis", "30_power"), j.name))
+    # longest first (power, then the outcome notebooks, then the quick checks), so no long job starts last
+    order = {"30_power": 0, "10_outcome_analysis": 1}
+    jobs.sort(key=lambda j: (order.get(j.template, 2), j.name))
     return jobs, summary
 
 
