@@ -213,6 +213,9 @@ def format_frame(frame: pd.DataFrame, *, digits: int = 3, scale_pp: bool = True)
     out["p"] = [_format_p(p) for p in frame["p_value"]]
     if "p_adjusted" in frame:
         out["p adj."] = [_format_p(p) for p in frame["p_adjusted"]]
+    for col, title in (("p_holm", "p (Holm)"), ("p_romano_wolf", "p (Romano–Wolf)")):
+        if col in frame:
+            out[title] = [_format_p(p) for p in frame[col]]
     out["df"] = ["normal" if pd.isna(v) else f"{v:.1f}" for v in frame["df"]]
     for col in ("n_obs", "n_clusters", "vcov"):
         if col in frame:
