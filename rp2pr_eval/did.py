@@ -558,6 +558,7 @@ def did_logistic(
     beta, V = np.asarray(res.params), np.asarray(res.cov_params())
     if not np.all(np.isfinite(V)):
         raise DataError(f"did_logistic: the fit for {outcome!r} is singular (check separation or collinear covariates)")
+    _check_separation(names, beta, np.asarray(res.fittedvalues), outcome)
     j = names.index("treated:post")
     est, se = float(beta[j]), float(np.sqrt(V[j, j]))
     dist = stats.norm if df is None else stats.t(df)
@@ -579,6 +580,21 @@ def did_logistic(
                   estimate=est, se=se, ci_low=est - q * se, ci_high=est + q * se, p_value=p, df=df,
                   n_obs=len(y), n_trusts=prep.n_trusts, n_clusters=None if groups is None else int(df + 1),
                   cluster=prep.cluster, vcov=vcov, level=level, details=details)
+
+
+def _check_separation(names: Sequence[str], beta: np.ndarray, mu: np.ndarray, outcome: str) -> None:
+    """Refuse a logistic fit whose likelihood has no finite maximum (fitted probabilities at 0 or 1).
+
+    A covariate that determines the outcome (e.g. a missing performance status when the outcome is
+    ``ps_recorded``) drives its coefficient to ±∞; statsmodels then stops at a large value with a
+    meaningless SE.  That is never reported as a number.
+    """
+    extreme = (mu < 1e-8) | (mu > 1 - 1e-8)
+    big = [n for n, b in zip(names, beta) if abs(b) > 15]
+    if extreme.mean() > 1e-3 or big:
+        raise DataError(f"outcome {outcome!r} is (quasi-)separated by the covariates {big or ''}: "
+                        f"{int(extreme.sum())} fitted probabilities are 0 or 1; remove the covariate that "
+                        "determines the outcome (e.g. performance_status for ps_recorded)")
 
 
 def _check_cells(prep: Prepared, y: np.ndarray) -> None:

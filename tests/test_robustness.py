@@ -49,3 +49,11 @@ def test_pair_without_patients_in_one_year(small_patients):
     post_gap = small_patients[~((small_patients.pair_id == pair) & small_patients.audit_year.isin([2012, 2013]))]
     with pytest.raises(rp.DataError, match="in the post years"):
         rp.ancova(post_gap, "active_treatment")
+
+
+def test_covariate_that_determines_the_outcome_is_refused(small_patients):
+    """Missing PS defines ps_recorded = 0: with PS as a covariate the logit has no finite maximum."""
+    with pytest.raises(rp.DataError, match=r"'ps_recorded' is \(quasi-\)separated by the covariates"):
+        rp.did_logistic(small_patients, "ps_recorded", covariates=rp.CASE_MIX)
+    ok = rp.did_logistic(small_patients, "ps_recorded", covariates=["age", "sex", "stage", "imd_quintile"])
+    assert np.isfinite(ok.se) and ok.se < 1
