@@ -114,7 +114,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     if not (run / "manifest.json").is_file():
         raise UserError(f"{run}: not a run folder (no manifest.json)")
     start = time.perf_counter()
-    written = regenerate_figures(run)
+    written = regenerate_figures(run, n_jobs=args.jobs)
     print(f"regenerated {len(written)} figures (PNG, PDF, SVG) in {run / 'figures'} "
           f"in {time.perf_counter() - start:.1f} s without refitting")
     return 0
@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("figures", help="regenerate every figure of a run from its saved results (no refitting)")
     p.add_argument("--run", required=True, help="run folder outputs/<run-id>")
+    p.add_argument("--jobs", type=int, default=-1, help="parallel processes (default: all cores)")
     _add_common(p)
     p.set_defaults(func=_cmd_figures)
 

@@ -150,19 +150,26 @@ def load_summary(results_dir: str | Path, outcomes: Sequence[str], primary_outco
     return SummaryReport(effects=effects, primary=primary, primary_holm=holm, primary_romano_wolf=rw, headlines=heads)
 
 
-def regenerate_figures(run_dir: str | Path) -> list[Path]:
-    """Redraw every figure of a run from its saved results (no model is fitted)."""
+def _redraw_outcome(results_dir: Path, figures_dir: Path, outcome: str, during: Sequence[int]) -> list[Path]:
+    figs = outcome_figures(OutcomeAnalysis.load(results_dir, outcome), figures_dir, design_during=during)
+    return [figures_dir / f"{outcome}_{k}.svg" for k, f in figs.items() if f is not None]
+
+
+def regenerate_figures(run_dir: str | Path, *, n_jobs: int = -1) -> list[Path]:
+    """Redraw every figure of a run from its saved results (no model is fitted), outcomes in parallel."""
+    from joblib import Parallel, delayed
+
     run_dir = Path(run_dir)
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     config = manifest["parameters"]
     results_dir, figures_dir = run_dir / "results", run_dir / "figures"
-    written: list[Path] = []
     during = config["design"]["during_years"]
-    for outcome in config["outcomes"]:
-        if not (results_dir / f"{outcome}.json").exists():
-            continue
-        figs = outcome_figures(OutcomeAnalysis.load(results_dir, outcome), figures_dir, design_during=during)
-        written += [figures_dir / f"{outcome}_{k}.svg" for k, f in figs.items() if f is not None]
+    outcomes = [o for o in config["outcomes"] if (results_dir / f"{o}.json").exists()]
+    if n_jobs == 1:
+        parts = [_redraw_outcome(results_dir, figures_dir, o, during) for o in outcomes]
+    else:
+        parts = Parallel(n_jobs=n_jobs)(delayed(_redraw_outcome)(results_dir, figures_dir, o, during) for o in outcomes)
+    written: list[Path] = [p for part in parts for p in part]
     summary = load_summary(results_dir, [o for o in config["outcomes"] if (results_dir / f"{o}.json").exists()],
                            config["primary_outcomes"])
     from .figures import save_figure
