@@ -1,11 +1,13 @@
 """Logistic GEE with the Liang–Zeger and Mancl–DeRouen sandwich estimators.
 
-Array-level core behind :func:`rp2pr_eval.gee_logistic`. The regression
-coefficients are fitted by statsmodels' ``GEE`` (binomial family, logit link,
-exchangeable or independence working correlation); both sandwich covariance
-matrices are then computed here from per-cluster ``p x p`` summaries, so no
-``n_i x n_i`` matrix is ever formed and the cost is ``O(N p^2)`` whatever the
-cluster sizes (ILCOP clusters hold 2,000–3,000 patients).
+Array-level core behind :func:`rp2pr_eval.gee_logistic`. The coefficients are
+fitted here by Fisher scoring (binomial family, logit link, exchangeable or
+independence working correlation), alternating with geepack's moment
+estimator of the exchangeable correlation; both sandwich covariance matrices
+are computed from per-cluster ``p x p`` summaries. Every step uses cluster
+sums only (Sherman–Morrison for ``V_i^{-1}``), so no ``n_i x n_i`` matrix is
+formed and each iteration costs ``O(N p^2)`` whatever the cluster sizes
+(ILCOP pair clusters hold 1,000–3,700 patients).
 
 Conventions (chosen to reproduce R's geepack ``geeglm``):
 
@@ -14,6 +16,57 @@ Conventions (chosen to reproduce R's geepack ``geeglm``):
 * the robust ("sandwich") covariance has no small-sample factor
   (geepack ``std.err = "san.se"``, statsmodels ``cov_type="robust"``);
 * inference uses a t reference with ``G - p`` degrees of freedom.
+
+Why not statsmodels' ``GEE`` (used previously)
+---------------------------------------------
+On the bundled synthetic audit (83,888 patients, 40 pair clusters of
+1,044–3,709, p = 19 with raw age in years; outcome ``active_treatment``)
+statsmodels' exchangeable GEE never converges: its score norm falls to ~420,
+rho creeps up (0.0031, 0.0054 after 5 updates, 0.0081 after 15) and then
+accelerates (0.05, 0.2) until the coefficients overflow to NaN. Diagnosis:
+
+* It is not the huge clusters as a numerical problem: with rho *held fixed*
+  anywhere in [0, 0.03], statsmodels and the solver below both converge (in
+  7-30 Fisher steps) to the same coefficients.
+* It is not the raw age column. The GEE is affine-equivariant, and with age
+  standardised the rho path is identical to 4 digits; age only inflates the
+  Euclidean score norm statsmodels tests against ``ctol`` (the age component
+  is essentially all of it; standardising divides the norm by ~45), which
+  made an absolute tolerance of 1e-8 unattainable anyway.
+* The alternation has nothing to converge to. Let ``b(rho)`` solve the
+  estimating equations at fixed rho and ``F(rho)`` be the moment estimator at
+  ``b(rho)``; a GEE solution is a fixed point ``F(rho) = rho``. On these data
+  ``F(rho) - rho`` is positive on the whole range examined: +0.0031 at 0,
+  minimum +0.00026 near rho = 0.0063, then +0.0011 at 0.01, +0.022 at 0.03,
+  +0.08 at 0.1, +0.04 at 0.25 where ``b(rho)`` has drifted to implausible
+  values (``treated`` -2.4) and beyond which it could not be computed
+  (checked with statsmodels at fixed rho as well as here). The iteration
+  lingers near the minimum (statsmodels' plateau of ~420) and then runs
+  away. Any solver of these two equations (geepack alternates exactly like
+  statsmodels) has nothing to converge to.
+* Mechanism: with ``n_i rho >> 1`` the exchangeable weights down-weight the
+  between-cluster part of the estimating equations by ~``1/(n_i rho)``, so
+  raising rho lets the cluster-level coefficients drift (intercept 2.72,
+  2.86, 3.37 and ``treated`` 0.07, 0.14, 0.27 at rho = 0, 0.0065, 0.03) away
+  from the cluster means; the clusters' residual sums grow (``sum_i E_i^2``
+  doubles by rho = 0.0065 and is 20 times larger at 0.03), and rho-hat,
+  essentially the mean squared cluster-mean Pearson residual, grows faster
+  than rho. With clusters of hundreds a fixed
+  point exists (``SMALL_SIMULATE_KWARGS`` data: 6-9 iterations); at ILCOP
+  size it often does not for ``active_treatment`` (no solution in 5 of 6
+  simulated datasets at volume median 210, nor in the bundled one; a
+  solution in all 24 at medians 40-160), while ``cns_seen`` converged in
+  all 30.
+
+Hence: the solver below (Fisher scoring from the independence fit, step
+halving, an affine-invariant convergence test) reproduces geepack where a
+solution exists, and recognises the run-away within ~20 updates (17 and
+0.2 s CPU on the bundled data) and raises
+DataError, instead of returning overflowed numbers;
+``analysis._gee_with_fallback`` then reports the independence fit with the
+reason. No choice of algorithm can make the exchangeable fit "converge" on
+such data: a different estimand would be needed (e.g. rho fixed in advance,
+or estimated differently), which is a methods decision, not a numerical one.
 """
 from __future__ import annotations
 
@@ -22,16 +75,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, special, stats
+from scipy import linalg, sparse, special, stats
 from scipy.linalg import lapack
-from statsmodels.genmod.cov_struct import Exchangeable, Independence
-from statsmodels.genmod.families import Binomial
-from statsmodels.genmod.generalized_estimating_equations import GEE
-from statsmodels.tools.sm_exceptions import (
-    ConvergenceWarning,
-    IterationLimitWarning,
-    PerfectSeparationWarning,
-)
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from rp2pr_eval._options import GeeCovStruct, GeeVcov, check_option
 from rp2pr_eval.errors import DataError
@@ -79,7 +125,8 @@ class GeeFit:
     converged : bool
         Whether the GEE iteration met the tolerance.
     n_iter : int
-        Number of Fisher-scoring updates of the coefficients.
+        Number of GEE Fisher-scoring updates of the coefficients after the
+        independence (GLM) start.
     vcov_robust : ndarray, shape (p, p)
         Liang–Zeger sandwich, no small-sample factor.
     vcov_mancl_derouen : ndarray, shape (p, p)
@@ -164,10 +211,13 @@ def fit_gee_logit(
         outcome is constant within any cell, since the cell's contrast would
         then be infinite.
     max_iter : int
-        Maximum number of coefficient updates.
+        Maximum number of GEE coefficient updates (after the independence start).
     tol : float
-        Convergence when the Euclidean norm of the estimating function
-        :math:`\sum_i D_i^\top V_i^{-1}(y_i-\mu_i)` falls below ``tol``.
+        Convergence when the scaled norm :math:`\sqrt{U^\top \mathcal I^{-1} U}`
+        of the estimating function :math:`U = \sum_i D_i^\top V_i^{-1}(y_i-\mu_i)`
+        (:math:`\mathcal I = \sum_i D_i^\top V_i^{-1} D_i`; the next Fisher step
+        in model-based standard errors) falls below ``tol``. Invariant to the
+        scaling of the columns of ``X``.
 
     Returns
     -------
@@ -180,15 +230,18 @@ def fit_gee_logit(
         within a cell; ``G <= p`` clusters; collinear or all-zero columns;
         (quasi-)separation (fitted probabilities numerically 0 or 1) or a failed
         fit; exchangeable ``rho`` outside ``(-1/(n_max-1), 1)`` (working
-        correlation not positive definite); a cluster with leverage 1 when
-        ``vcov="mancl_derouen"``.
+        correlation not positive definite); exchangeable ``rho`` running away
+        (no joint solution of the estimating equations and the moment
+        estimator, typical of clusters of thousands); a cluster with leverage
+        1 when ``vcov="mancl_derouen"``.
     ValueError
         Invalid option values.
 
     Warns
     -----
     GeeConvergenceWarning
-        Iteration limit reached (the result has ``converged=False``); or, with
+        Iteration limit reached, or no step-halved step reduces the estimating
+        function (the result has ``converged=False``); or, with
         ``vcov="robust"``, a cluster with leverage 1 (``vcov_mancl_derouen`` is
         then all NaN).
 
@@ -202,10 +255,8 @@ def fit_gee_logit(
     :math:`R_i = (1-\rho) I + \rho \mathbf{1}\mathbf{1}^\top` (exchangeable) or
     :math:`I` (independence). The dispersion is fixed at 1; it cancels from
     both sandwiches. :math:`\beta` solves
-    :math:`\sum_i D_i^\top V_i^{-1}(y_i-\mu_i) = 0` (statsmodels ``GEE``,
-    Fisher scoring started from the independence logistic MLE, which is
-    computed here by Newton–Raphson because statsmodels' own GLM start takes
-    most of the run time at this size), alternating with the moment estimator
+    :math:`U(\beta;\rho) = \sum_i D_i^\top V_i^{-1}(y_i-\mu_i) = 0`, jointly
+    with the moment estimator
 
     .. math::
         \hat\phi = \frac{1}{N}\sum_{ij} e_{ij}^2,\qquad
@@ -215,6 +266,29 @@ def fit_gee_logit(
 
     as in geepack (statsmodels ``ddof_scale=0``; statsmodels' default divides
     by :math:`N-p` and by the number of pairs minus :math:`p`).
+
+    **Algorithm.** Start from the independence logistic MLE (Newton–Raphson
+    with step-halving on the log-likelihood). Then, as in geepack and
+    statsmodels, alternate: :math:`\hat\rho` from the current residuals, then
+    one Fisher-scoring step
+    :math:`\beta \leftarrow \beta + \lambda\,\mathcal I^{-1} U`,
+    :math:`\mathcal I = \sum_i D_i^\top V_i^{-1} D_i` (both by the cluster
+    sums below). :math:`\lambda` is halved (up to 30 times) until the step
+    reduces :math:`U^\top \mathcal I^{-1} U` at the current :math:`\rho`
+    (Fisher scoring is not Newton's method for GEE: far from the solution a
+    full step can overshoot). Convergence: the scaled norm
+    :math:`\sqrt{U^\top \mathcal I^{-1} U}` (the Newton decrement, i.e. the
+    size of the next step in model-based standard errors) is below ``tol``,
+    evaluated at :math:`\rho = \hat\rho(\beta)`; that step is still taken
+    and :math:`\hat\rho` refreshed. Unlike the Euclidean norm of :math:`U`
+    (statsmodels' test) it does not depend on the units of the covariates
+    (age in years inflates the Euclidean norm ~45-fold) or on :math:`N`.
+    The exchangeable fit raises DataError when :math:`\hat\rho` runs away:
+    over the last 6 updates it rose every time with non-shrinking increments
+    (the last above 1% of :math:`\hat\rho`) and ended above 3 times its
+    independence-fit value. There is then no fixed point to approach (see
+    the module docstring); in 60 simulated ILCOP-shaped fits the rule fired
+    exactly where the undetected iteration stalls without converging.
 
     **Per-cluster summaries.** With :math:`\tilde X_i = A_i^{1/2} X_i`,
     :math:`t_i = \tilde X_i^\top \mathbf 1` and, by Sherman–Morrison,
@@ -292,9 +366,20 @@ def fit_gee_logit(
     sizes = np.bincount(codes, minlength=n_clusters)
     bounds = np.concatenate(([0], np.cumsum(sizes)))
 
-    beta, rho, converged, n_iter = _fit_statsmodels(
-        Xa, ya, codes, cov_struct, max_iter, tol, int(sizes.max())
-    )
+    beta, rho, converged, n_iter, norm, stalled = _fit_gee(Xa, ya, sizes, cov_struct, max_iter, tol)
+    if not converged:
+        where = (
+            f"stopped after {n_iter} iterations: no step along the Fisher-scoring direction "
+            "reduces the estimating function"
+            if stalled
+            else f"did not converge in max_iter={max_iter} iterations"
+        )
+        warnings.warn(
+            f"GEE {where} (scaled estimating-function norm {norm:.3g} > tol={tol:g}); "
+            "estimates and standard errors are unreliable",
+            GeeConvergenceWarning,
+            stacklevel=2,
+        )
 
     vc_robust, vc_md, max_lev = _sandwiches(Xa, ya, beta, rho, bounds)
     if not np.isfinite(max_lev) or max_lev > 1.0 - _LEVERAGE_EPS:
@@ -333,93 +418,320 @@ def fit_gee_logit(
 # ---------------------------------------------------------------------------
 
 
-def _fit_statsmodels(X, y, codes, cov_struct, max_iter, tol, n_max):
-    """Fit with statsmodels GEE; return (beta, rho, converged, n_iter).
+class _Layout:
+    """Rows sorted by cluster: cluster ``g`` occupies ``bounds[g]:bounds[g+1]``."""
 
-    ``n_max`` is the largest cluster size, for the positive-definiteness check
-    of the exchangeable working correlation.
+    __slots__ = ("X", "y", "sizes", "bounds", "codes", "n_obs", "n_pairs", "_cols")
+
+    def __init__(self, X, y, sizes):
+        self.X, self.y, self.sizes = X, y, sizes.astype(float)
+        self.bounds = np.concatenate(([0], np.cumsum(sizes)))
+        self.codes = np.repeat(np.arange(len(sizes)), sizes)
+        self.n_obs = len(y)
+        self.n_pairs = float(np.sum(self.sizes * (self.sizes - 1.0))) / 2.0
+        self._cols = np.arange(self.n_obs)
+
+    def cluster_sums(self, v):
+        return np.bincount(self.codes, weights=v, minlength=len(self.sizes))
+
+    def weighted_cluster_sums(self, w):
+        """``(G, p)`` matrix of ``sum_j w_ij x_ij`` (a sparse ``G x N`` product, ``O(N p)``)."""
+        W = sparse.csr_matrix((w, self._cols, self.bounds), shape=(len(self.sizes), self.n_obs))
+        return np.asarray(W @ self.X)
+
+
+def _matvec(X, b):
+    # einsum rather than X @ b (and for long dot products): multithreaded
+    # OpenBLAS gemv/ddot cost 5-30x the CPU time of numpy's single-threaded
+    # loops at N ~ 1e5, more on a loaded machine. Matrix products (X~'X~)
+    # still go to BLAS.
+    return np.einsum("ij,j->i", X, b)
+
+
+def _rmatvec(X, r):
+    return np.einsum("ij,i->j", X, r)
+
+
+class _Moments:
+    """Per-cluster quantities at one ``beta``.
+
+    ``t`` (G x p) and ``E``, ``e2`` (G) are cluster sums of ``X~ = A^{1/2} X``,
+    of the Pearson residuals ``e`` and of ``e^2``; ``xte = X~' e = X'(y - mu)``.
+    Everything the estimating function, the Fisher information and the moment
+    estimators need is a cluster sum, so no ``n_i x n_i`` matrix is formed.
+    The moments cost ``O(N p)``; :meth:`info` adds ``X~' X~`` (``O(N p^2)``),
+    needed only once a step is accepted.
     """
-    cs = Exchangeable() if cov_struct == "exchangeable" else Independence()
-    model = GEE(y, X, groups=codes, family=Binomial(), cov_struct=cs)
-    start = _logit_start(X, y)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = model.fit(
-            maxiter=max_iter, ctol=tol, ddof_scale=0, cov_type="robust", start_params=start
-        )
-    if cov_struct == "exchangeable":
-        rho = float(cs.dep_params)
-        if not (rho < 1.0 and 1.0 + (n_max - 1) * rho > 0.0):
-            shown = "undefined (NaN)" if np.isnan(rho) else f"{rho:.6g}"
+
+    __slots__ = ("lay", "mu", "sa", "t", "E", "e2", "xte", "_gram")
+
+    def __init__(self, lay, beta):
+        mu = special.expit(_matvec(lay.X, beta))
+        sa = np.sqrt(mu * (1.0 - mu))
+        r = lay.y - mu
+        with np.errstate(divide="ignore", invalid="ignore"):
+            e = r / sa
+        self.lay, self.mu, self.sa = lay, mu, sa
+        self.t = lay.weighted_cluster_sums(sa)
+        self.E = lay.cluster_sums(e)
+        self.e2 = lay.cluster_sums(e * e)
+        self.xte = _rmatvec(lay.X, r)
+        self._gram = None
+
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.xte).all() and np.isfinite(self.e2).all())
+
+    def rho(self) -> float:
+        """geepack's moment estimator: phi = sum e^2 / N, rho = sum_{j<k} e_j e_k / (phi * #pairs)."""
+        if self.lay.n_pairs == 0.0:
+            return np.nan
+        phi = float(self.e2.sum()) / self.lay.n_obs
+        cross = float(np.sum(self.E * self.E - self.e2)) / 2.0
+        return cross / (phi * self.lay.n_pairs)
+
+    def _c(self, rho):
+        return rho / (1.0 + (self.lay.sizes - 1.0) * rho)
+
+    def score(self, rho) -> np.ndarray:
+        """Estimating function sum_i D_i' V_i^{-1} (y_i - mu_i) (Sherman–Morrison)."""
+        if rho == 0.0:
+            return self.xte.copy()
+        return (self.xte - self.t.T @ (self._c(rho) * self.E)) / (1.0 - rho)
+
+    def info(self, rho) -> np.ndarray:
+        """Fisher information sum_i D_i' V_i^{-1} D_i."""
+        if self._gram is None:
+            xt = self.lay.X * self.sa[:, None]
+            self._gram = xt.T @ xt
+        if rho == 0.0:
+            return self._gram.copy()
+        return (self._gram - (self.t * self._c(rho)[:, None]).T @ self.t) / (1.0 - rho)
+
+
+class _Solver:
+    """Cholesky of a (Jacobi-equilibrated) information matrix; ``solve`` and the decrement norm."""
+
+    __slots__ = ("d", "cf")
+
+    def __init__(self, info):
+        d = np.diag(info)
+        if not np.all(np.isfinite(info)) or np.any(d <= 0.0):
+            raise linalg.LinAlgError("information matrix not positive definite")
+        self.d = 1.0 / np.sqrt(d)
+        self.cf = linalg.cho_factor(info * self.d[:, None] * self.d[None, :])
+
+    def solve(self, u):
+        return self.d * linalg.cho_solve(self.cf, self.d * u)
+
+    def norm2(self, u) -> float:
+        """``u' I^{-1} u``: the squared Newton decrement of a score ``u``."""
+        return float(u @ self.solve(u))
+
+
+#: Step-halving: at most this many halvings of a Fisher-scoring step.
+_MAX_HALVINGS = 30
+
+
+def _fit_gee(X, y, sizes, cov_struct, max_iter, tol, _trace=None, _fixed_rho=None):
+    """Fit beta (and the exchangeable rho) by our own Fisher scoring.
+
+    Rows must be sorted by cluster. Returns ``(beta, rho, converged, n_iter,
+    norm, stalled)``, ``norm`` being the last scaled estimating-function norm
+    ``sqrt(U' I^{-1} U)`` (see :func:`fit_gee_logit`, Notes) and ``stalled``
+    true if the iteration stopped because no halved step reduced it. Raises
+    DataError on separation, on an inadmissible rho, and when the alternation
+    between beta and rho runs away (no fixed point; see the module docstring).
+
+    Private hooks for tests and diagnostics: ``_fixed_rho`` holds the
+    exchangeable rho fixed (no moment update; solves ``U(beta; rho) = 0``),
+    ``_trace`` (a list) receives ``(n_iter, rho, norm, beta)`` per iteration.
+    """
+    lay = _Layout(X, y, sizes)
+    n_max = int(sizes.max())
+    exchangeable = cov_struct == "exchangeable"
+
+    beta = _logit_start(X, y)
+    mom = _Moments(lay, beta)
+    _check_separation(mom.mu)
+
+    n_iter, converged, stalled, norm = 0, False, False, np.inf
+    rho_path: list[float] = []
+    while True:
+        if _fixed_rho is not None:
+            rho = float(_fixed_rho)
+        else:
+            rho = mom.rho() if exchangeable else 0.0
+        if exchangeable:
+            _check_rho(rho, n_max, rho_path)
+            rho_path.append(rho)
+        u = mom.score(rho)
+        try:
+            solver = _Solver(mom.info(rho))
+        except (linalg.LinAlgError, ValueError) as exc:
             raise DataError(
-                f"the estimated exchangeable correlation rho={shown} is not inside "
+                "GEE: the information matrix sum_i D_i' V_i^-1 D_i is singular at the current "
+                "estimates; the covariates are probably collinear within the fitted "
+                "probabilities or the outcome is (quasi-)separated"
+            ) from exc
+        step = solver.solve(u)
+        norm2 = float(u @ step)
+        norm = np.sqrt(max(norm2, 0.0))
+        if _trace is not None:
+            _trace.append((n_iter, rho, norm, beta.copy()))
+        converged = norm < tol
+        if n_iter >= max_iter:
+            break
+        if exchangeable and not converged and _fixed_rho is None:
+            _check_runaway(rho_path)
+        # Step-halving on the decrement norm (in the metric of the current
+        # information, at the current rho) of the estimating function. Once
+        # converged, the step already computed is still taken (its size is
+        # ~tol model-based SEs) and rho refreshed: a free extra iteration.
+        lam = 1.0
+        for _ in range(_MAX_HALVINGS + 1):
+            cand = _Moments(lay, beta + lam * step)
+            if cand.finite():
+                uc = cand.score(rho)
+                if np.all(np.isfinite(uc)) and solver.norm2(uc) < norm2:
+                    break
+            lam /= 2.0
+        else:
+            # No step along the Fisher direction reduces the norm: the iterate
+            # is at the floating-point floor (or the direction is useless).
+            stalled = not converged
+            break
+        beta = beta + lam * step
+        mom = cand
+        n_iter += 1
+        if converged:
+            if exchangeable and _fixed_rho is None:
+                rho = mom.rho()
+                _check_rho(rho, n_max, rho_path)
+            break
+
+    _check_separation(mom.mu)
+    return beta, (rho if exchangeable else 0.0), converged, n_iter, norm, stalled
+
+
+def _check_rho(rho, n_max, path):
+    if np.isnan(rho):
+        raise DataError(
+            "the exchangeable correlation rho is undefined: no cluster has two or more rows "
+            "(or the residuals are not finite); use cov_struct='independence'"
+        )
+    if rho <= -1.0 / max(n_max - 1, 1) or rho >= 1.0:
+        if rho < 0.0:
+            raise DataError(
+                f"the estimated exchangeable correlation rho={rho:.6g} is not inside "
                 f"(-1/(n_max-1), 1) with n_max={n_max}: the working correlation is "
                 "singular or not positive definite (the outcome is negatively "
                 "correlated within clusters); use cov_struct='independence'"
             )
-    else:
-        rho = 0.0
-    beta = None if res is None else np.asarray(res.params, dtype=float).copy()
-    if beta is not None and np.all(np.isfinite(beta)):
-        mu = special.expit(X @ beta)
-        n_extreme = int(np.sum((mu < _SEPARATION_EPS) | (mu > 1.0 - _SEPARATION_EPS)))
-    else:
-        n_extreme = -1
-    if n_extreme != 0:
-        what = (
-            f"{n_extreme} fitted probabilities are numerically 0 or 1"
-            if n_extreme > 0
-            else "the fit failed (singular estimating equations or non-finite coefficients)"
-        )
         raise DataError(
-            f"GEE: {what}; the outcome is probably (quasi-)separated by the covariates "
-            "(e.g. a category or design cell in which every outcome is 0 or 1) or the "
-            "covariates are collinear, and finite estimates do not exist"
+            f"the estimated exchangeable correlation reached rho={rho:.6g} >= 1 "
+            f"(path {_fmt_path(path)}): the exchangeable GEE has no solution here; "
+            "use cov_struct='independence'"
         )
-    # Re-emit statsmodels' other warnings once each; non-convergence is reported below.
-    seen = set()
-    for w in caught:
-        key = (w.category, str(w.message))
-        if issubclass(w.category, (IterationLimitWarning, PerfectSeparationWarning)) or key in seen:
-            continue
-        seen.add(key)
-        warnings.warn(str(w.message), w.category, stacklevel=3)
-    converged = bool(res.converged)
-    n_iter = len(res.fit_history["params"])
-    if not converged:
-        warnings.warn(
-            f"GEE did not converge in max_iter={max_iter} iterations (score norm "
-            f"{float(res.score_norm):.3g} > tol={tol:g}); estimates and standard errors "
-            "are unreliable",
-            GeeConvergenceWarning,
-            stacklevel=3,
-        )
-    return beta, rho, converged, n_iter
 
 
-def _logit_start(X, y, max_iter=30):
+#: Run-away test of the beta/rho alternation (see _check_runaway).
+_RUNAWAY_WINDOW = 6
+_RUNAWAY_FACTOR = 3.0
+
+
+def _check_runaway(path):
+    """Raise DataError when rho is running away: no fixed point is being approached.
+
+    The alternation beta -> rho(beta) -> beta is a fixed-point iteration in
+    rho. Near a fixed point its increments shrink geometrically; when the
+    profile map rho -> rho_hat(beta(rho)) lies above the diagonal they do not,
+    and rho grows until the fit breaks down (statsmodels overflows to NaN).
+    We stop when, over the last ``_RUNAWAY_WINDOW`` updates, rho rose every
+    time with non-shrinking increments (the last above 1% of rho, so
+    rounding noise near a fixed point cannot trigger it) and ended more than
+    ``_RUNAWAY_FACTOR`` times its first (independence-residual) value.
+    """
+    w = _RUNAWAY_WINDOW
+    if len(path) < w + 2:
+        return
+    r = np.asarray(path)
+    inc = np.diff(r[-(w + 1):])
+    if (
+        np.all(inc > 0.0)
+        and np.all(inc[1:] >= inc[:-1])
+        and inc[-1] > 0.01 * r[-1]
+        and r[0] > 0.0
+        and r[-1] > _RUNAWAY_FACTOR * r[0]
+    ):
+        raise DataError(
+            "exchangeable GEE: the working correlation keeps growing with every "
+            f"update (rho path {_fmt_path(path)}); the estimating equations for beta and "
+            "the moment estimator of rho have no joint solution near the data's "
+            "correlation (typical with clusters of thousands of patients, see "
+            "docs/methods/gee.md); use cov_struct='independence'"
+        )
+
+
+def _fmt_path(path):
+    if len(path) <= 6:
+        return ", ".join(f"{r:.4g}" for r in path)
+    return ", ".join(f"{r:.4g}" for r in path[:3]) + ", ..., " + ", ".join(f"{r:.4g}" for r in path[-3:])
+
+
+def _check_separation(mu):
+    n_extreme = int(np.sum(~((mu >= _SEPARATION_EPS) & (mu <= 1.0 - _SEPARATION_EPS))))
+    if n_extreme:
+        raise DataError(
+            f"GEE: {n_extreme} fitted probabilities are numerically 0 or 1 (or undefined); the "
+            "outcome is probably (quasi-)separated by the covariates (e.g. a category or design "
+            "cell in which every outcome is 0 or 1), and finite estimates do not exist"
+        )
+
+
+def _logit_start(X, y, max_iter=50):
     """Starting values: the independence logistic MLE by Newton–Raphson.
 
-    statsmodels starts GEE from its GLM fit, whose IRLS solves each step by
-    SVD/lstsq and takes ~70% of the run time at N = 80k; a Cholesky Newton
-    step is O(N p^2) and reaches the same point. Starting values do not change
-    the GEE solution, only the path to it. Returns None (statsmodels' own GLM
-    start) if Newton does not converge, e.g. under separation.
+    Newton steps (equilibrated Cholesky, ``O(N p^2)`` each) with step-halving
+    on the log-likelihood, which is concave, so the iteration cannot diverge.
+    A step is accepted if the log-likelihood does not fall by more than its
+    rounding error (near the optimum the gain, half the squared Newton
+    decrement, is below it). Stops when the squared Newton decrement is below
+    1e-18 (the step is ~1e-9 standard errors; the GEE iteration polishes it),
+    when no step is accepted, or after ``max_iter`` steps. Under separation
+    the coefficients grow by ~1 per step and the fitted probabilities reach 0
+    or 1 (detected by the caller).
     """
     beta = np.zeros(X.shape[1])
+    eta = np.zeros(X.shape[0])
+    loglik = _loglik(y, eta)
     for _ in range(max_iter):
-        mu = special.expit(X @ beta)
+        mu = special.expit(eta)
+        u = _rmatvec(X, y - mu)
         xw = X * np.sqrt(mu * (1.0 - mu))[:, None]
         try:
-            step = linalg.cho_solve(linalg.cho_factor(xw.T @ xw), X.T @ (y - mu))
+            solver = _Solver(xw.T @ xw)
         except (linalg.LinAlgError, ValueError):
-            return None
-        beta = beta + step
-        if not np.all(np.isfinite(beta)):
-            return None
-        if np.max(np.abs(step)) < 1e-10 * (1.0 + np.max(np.abs(beta))):
-            return beta
-    return None
+            break
+        step = solver.solve(u)
+        if not u @ step > 1e-18:
+            break
+        slack = 1e-12 * (1.0 + abs(loglik))
+        lam = 1.0
+        for _ in range(_MAX_HALVINGS + 1):
+            eta_c = _matvec(X, beta + lam * step)
+            ll_c = _loglik(y, eta_c)
+            if ll_c >= loglik - slack:
+                break
+            lam /= 2.0
+        else:
+            break
+        beta, eta, loglik = beta + lam * step, eta_c, ll_c
+    return beta
+
+
+def _loglik(y, eta):
+    softplus = np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta)))  # log(1 + e^eta)
+    return float(np.einsum("i,i->", y, eta) - softplus.sum())
 
 
 def _sandwiches(X, y, beta, rho, bounds):
@@ -430,7 +742,7 @@ def _sandwiches(X, y, beta, rho, bounds):
     """
     p = X.shape[1]
     n_clusters = len(bounds) - 1
-    mu = special.expit(X @ beta)
+    mu = special.expit(_matvec(X, beta))
     a = mu * (1.0 - mu)
     sa = np.sqrt(a)
     e = (y - mu) / sa  # Pearson residuals
@@ -442,7 +754,7 @@ def _sandwiches(X, y, beta, rho, bounds):
         lo, hi = bounds[g], bounds[g + 1]
         xg, eg = Xt[lo:hi], e[lo:hi]
         xtx = xg.T @ xg
-        xte = xg.T @ eg
+        xte = np.einsum("ij,i->j", xg, eg)
         if rho != 0.0:
             c = rho / (1.0 + (hi - lo - 1) * rho)
             t = xg.sum(axis=0)
