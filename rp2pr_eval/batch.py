@@ -113,7 +113,7 @@ def plan_jobs(config: RunConfig, *, data: Path, design: Path, tmp: Path) -> tupl
             jobs.append(NotebookJob(nb, nb, {"design_path": str(design), "results_dir": dirs["results_dir"],
                                              "figures_dir": dirs["figures_dir"], "outcome": p.outcome,
                                              "estimator": p.estimator, "effects": list(p.effects),
-                                             "n_sims": p.n_sims, "seed": config.seed}))
+                                             "n_sims": p.n_sims, "backend": p.backend, "seed": config.seed}))
         elif nb == "20_summary":
             summary = NotebookJob(nb, nb, {"results_dir": dirs["results_dir"], "figures_dir": dirs["figures_dir"],
                                            "tables_dir": dirs["tables_dir"], "outcomes": list(config.outcomes),

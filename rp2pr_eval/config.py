@@ -128,6 +128,7 @@ class PowerSettings:
     effects: tuple[float, ...] = (0.0, 0.15, 0.3, 0.45)
     estimator: str = "ancova"
     outcome: str = "active_treatment"
+    backend: str = "serial"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +186,7 @@ _RUN_SPEC: dict[str, Any] = {
     "outcomes": "str_list", "primary_outcomes": "str_list", "analysis": dict, "power": dict,
 }
 _POWER_SPEC: dict[str, Any] = {"n_sims": int, "effects": "float_list", "estimator": ("ancova", "did_aggregate", "did_twfe"),
-                               "outcome": str}
+                               "outcome": str, "backend": ("serial", "local", "dask")}
 
 
 def load_run_config(params_dir: str | Path = "parameters", *, run_file: str = "run.yaml") -> RunConfig:
