@@ -1,0 +1,48 @@
+"""Input checks shared by the array-level model cores (GEE, Cox): one design-matrix validator."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+
+def check_design(X, names, *, allow_vector: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A float copy of ``X`` (DataFrame or array) and its column names, or a clear error.
+
+    Raises DataError for non-numeric, empty, non-2-D (1-D allowed with ``allow_vector``) or non-finite
+    input (naming the columns and first rows); ValueError for names that do not fit the columns.
+    """
+    if names is None and isinstance(X, pd.DataFrame):
+        names = [str(c) for c in X.columns]
+    try:
+        if isinstance(X, pd.DataFrame):  # nullable dtypes: pd.NA -> NaN
+            Xa = X.to_numpy(dtype=float, na_value=np.nan, copy=True)
+        else:
+            Xa = np.array(X, dtype=float)  # a copy: callers' arrays are never modified
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"X: expected a numeric matrix ({exc})") from exc
+    if allow_vector and Xa.ndim == 1:
+        Xa = Xa[:, None]
+    if Xa.ndim != 2:
+        raise DataError(f"X: expected a 2-D matrix, got an array of shape {Xa.shape}")
+    n_obs, p = Xa.shape
+    if n_obs == 0 or p == 0:
+        raise DataError(f"X: empty design matrix of shape {Xa.shape}")
+    if names is None:
+        names_t = tuple(f"x{j}" for j in range(p))
+    else:
+        names_t = tuple(str(v) for v in names)
+        if len(names_t) != p:
+            raise ValueError(f"names has {len(names_t)} entries but X has {p} columns")
+        if len(set(names_t)) != p:
+            raise ValueError(f"names are not unique: {list(names_t)}")
+    bad = ~np.isfinite(Xa)
+    if bad.any():
+        cols = [names_t[j] for j in np.flatnonzero(bad.any(axis=0))]
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise DataError(
+            f"X: {int(bad.sum())} missing or non-finite values in column(s) {cols[:10]}; "
+            f"first rows (0-based): {rows[:5].tolist()}"
+        )
+    return Xa, names_t
