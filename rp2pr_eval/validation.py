@@ -74,9 +74,9 @@ METHODS: dict[str, Method] = {m.id: m for m in (
            "risk_difference", True, True),
     Method("mixed_logistic", "mixed_logistic (GLMM, AGHQ), normal", "mixed_logistic", "model-based, normal",
            "log_odds_ratio", False, False),
-    Method("gee_robust", "gee_logistic exchangeable, robust, t(G−p)", "gee_logistic", "robust sandwich",
+    Method("gee_robust", "gee_logistic exchangeable (else independence), robust, t(G−p)", "gee_logistic", "robust sandwich",
            "log_odds_ratio", False, False),
-    Method("gee_mancl_derouen", "gee_logistic exchangeable, Mancl–DeRouen, t(G−p)", "gee_logistic",
+    Method("gee_mancl_derouen", "gee_logistic exchangeable (else independence), Mancl–DeRouen, t(G−p)", "gee_logistic",
            "Mancl–DeRouen", "log_odds_ratio", False, True),
     Method("did_logistic_cr1_pair", "did_logistic, CR1 by pair, t(G−1)", "did_logistic", "CR1 pair",
            "log_odds_ratio", False, True),
@@ -206,15 +206,14 @@ def _patient_rows(patients, outcome, wanted, truths) -> list[dict]:
     if gee:
         start = time.perf_counter()
         try:
-            e = gee_logistic(patients, outcome, covariates=CASE_MIX, cluster="pair_id", cov_struct="exchangeable",
-                             vcov="mancl_derouen")
+            try:
+                e = gee_logistic(patients, outcome, covariates=CASE_MIX, cluster="pair_id",
+                                 cov_struct="exchangeable", vcov="mancl_derouen")
+            except DataError:  # no exchangeable solution (ρ runs away): the batch's fallback, independence
+                e = gee_logistic(patients, outcome, covariates=CASE_MIX, cluster="pair_id",
+                                 cov_struct="independence", vcov="mancl_derouen")
             md = _effect_dict(e)  # its risk difference uses the Mancl–DeRouen covariance; the robust row has none
-            se_robust = e.details.get("se_robust")
-            if se_robust is None:  # an older/newer gee_logistic without both sandwiches: fit again
-                robust = _effect_dict(gee_logistic(patients, outcome, covariates=CASE_MIX, cluster="pair_id",
-                                                   cov_struct="exchangeable", vcov="robust"), with_rd=False)
-            else:
-                robust = _from_se(e.estimate, float(se_robust), float(e.df))
+            robust = _from_se(e.estimate, float(e.details["se_robust"]), float(e.df))
             seconds = time.perf_counter() - start
             results = {"gee_robust": robust, "gee_mancl_derouen": md}
             rows += [_row(m, results[m], truths, seconds=seconds / len(gee)) for m in gee]
