@@ -22,6 +22,7 @@ import pandas as pd
 from .design import StudyDesign, resolve_design
 from .did import EventStudy, ancova, did_aggregate, did_cox, did_logistic, did_twfe, event_study
 from .gee import gee_logistic
+from .gee_core import GeeConvergenceWarning
 from .inference.design_based import randomisation_effect, randomisation_test, wild_cluster_bootstrap
 from .mixed import mixed_linear, mixed_logistic
 from .outcomes import CASE_MIX, resolve_outcome
@@ -148,10 +149,16 @@ def _gee_with_fallback(patients, outcome, **kwargs) -> Effect:
     from .errors import DataError
 
     try:
-        return gee_logistic(patients, outcome, cov_struct="exchangeable", **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GeeConvergenceWarning)  # handled below by the fallback
+            effect = gee_logistic(patients, outcome, cov_struct="exchangeable", **kwargs)
+        if effect.details.get("converged", True):
+            return effect
+        reason = "exchangeable GEE did not converge"
     except DataError as exc:
-        effect = gee_logistic(patients, outcome, cov_struct="independence", **kwargs)
-        return effect.with_details(fallback=f"exchangeable failed: {str(exc).splitlines()[0][:200]}")
+        reason = f"exchangeable failed: {str(exc).splitlines()[0][:200]}"
+    effect = gee_logistic(patients, outcome, cov_struct="independence", **kwargs)
+    return effect.with_details(fallback=reason)
 
 
 def analyse_outcome(

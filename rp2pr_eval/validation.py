@@ -206,9 +206,15 @@ def _patient_rows(patients, outcome, wanted, truths) -> list[dict]:
     if gee:
         start = time.perf_counter()
         try:
+            from .gee_core import GeeConvergenceWarning
+
             try:
-                e = gee_logistic(patients, outcome, covariates=CASE_MIX, cluster="pair_id",
-                                 cov_struct="exchangeable", vcov="mancl_derouen")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", GeeConvergenceWarning)  # handled below by the fallback
+                    e = gee_logistic(patients, outcome, covariates=CASE_MIX, cluster="pair_id",
+                                     cov_struct="exchangeable", vcov="mancl_derouen")
+                if e.details.get("converged") is False:
+                    raise DataError("exchangeable GEE did not converge")
             except DataError:  # no exchangeable solution (ρ runs away): the batch's fallback, independence
                 e = gee_logistic(patients, outcome, covariates=CASE_MIX, cluster="pair_id",
                                  cov_struct="independence", vcov="mancl_derouen")
