@@ -97,10 +97,11 @@ def prepare(
 
 
 def _check_periods(patients, rows, design, outcome, estimator) -> None:
-    trusts = pd.unique(patients["trust_id"])
+    trusts = pd.unique(patients["trust_id"].to_numpy())
+    row_trust, row_period = rows["trust_id"].to_numpy(), rows["period"].to_numpy()
     for period, years in (("pre", design.pre_years), ("post", design.post_years)):
-        present = set(rows.loc[rows["period"] == period, "trust_id"])
-        missing = [t for t in trusts if t not in present]
+        present = pd.unique(row_trust[row_period == period])
+        missing = trusts[~np.isin(trusts, present)].tolist()
         if missing:
             shown = ", ".join(map(str, missing[:_SHOW])) + (f", … ({len(missing)} in all)" if len(missing) > _SHOW else "")
             raise DataError(

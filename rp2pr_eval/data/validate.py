@@ -131,7 +131,8 @@ def _check_structure(df: pd.DataFrame, design: StudyDesign) -> None:
         raise DataError(
             f"column 'arm' has labels outside the design's arms {sorted(arms)} at {_rows_message(df, bad_arm, 'arm')}"
         )
-    per_trust = df.groupby("trust_id", sort=True, observed=True).agg(
+    combos = df[["trust_id", "pair_id", "arm"]].drop_duplicates()  # few rows: one per trust if valid
+    per_trust = combos.groupby("trust_id", sort=True, observed=True).agg(
         n_arms=("arm", "nunique"), n_pairs=("pair_id", "nunique")
     )
     two_arms = per_trust.index[per_trust["n_arms"] > 1]
@@ -171,10 +172,12 @@ def trusts_missing_period(patients: pd.DataFrame, design: StudyDesign | None = N
     """Trusts with no patients in all pre years or all post years: ``{"pre": [...], "post": [...]}``."""
     design = resolve_design(design)
     out: dict[str, list[str]] = {}
-    all_trusts = pd.unique(patients["trust_id"])
+    trust = patients["trust_id"].to_numpy()
+    all_trusts = pd.unique(trust)
+    year = patients["audit_year"].to_numpy()
     for period, years in (("pre", design.pre_years), ("post", design.post_years)):
-        present = set(patients.loc[patients["audit_year"].isin(years), "trust_id"])
-        out[period] = sorted(t for t in all_trusts if t not in present)
+        present = pd.unique(trust[np.isin(year, years)])
+        out[period] = sorted(all_trusts[~np.isin(all_trusts, present)].tolist())
     return out
 
 
