@@ -240,3 +240,19 @@ def save_power(power, results_dir: str | Path) -> Path:
     path = results_dir / "power.json"
     path.write_text(json.dumps(power.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return path
+
+
+def export_summary_tables(summary: SummaryReport, tables_dir: str | Path) -> list[Path]:
+    """Export the primary table (ANCOVA with Holm and Romano–Wolf p) and the table of every estimate.
+
+    Model estimates are exempt from disclosure control; the frames hold no patient counts.
+    """
+    from .tables import export_table, results_table
+
+    primary = summary.adjusted_table()
+    numbers = [c for c in primary.columns if pd.api.types.is_numeric_dtype(primary[c])]
+    tables_dir = Path(tables_dir)
+    written = export_table(primary, tables_dir / "primary_results",
+                           caption="Primary indicators: ANCOVA with multiplicity control", exempt_columns=numbers)
+    written += export_table(results_table(summary.effects), tables_dir / "all_results", caption="All estimates")
+    return written
