@@ -82,6 +82,21 @@ _SCALES = {name: "log_odds_ratio" for name in _BINARY_ORDER}
 _SCALES |= {"days_referral_to_treatment": "log_ratio", "survival_days": "log_hazard_ratio"}
 
 
+class Truth(dict):
+    """The planted truth attached to a simulated frame (``frame.attrs["truth"]``): a plain JSON-able dict.
+
+    pandas deep-copies ``attrs`` on nearly every operation; a deep copy of this dict returns the same
+    object (treat it as read-only), which makes every operation on a simulated or loaded frame ≈ 30 ms
+    faster at ILCOP scale.
+    """
+
+    def __deepcopy__(self, memo):  # noqa: D105
+        return self
+
+    def __copy__(self):  # noqa: D105
+        return self
+
+
 @dataclass(frozen=True, slots=True)
 class _Draws:
     """Every random number of one simulated dataset, drawn once (so passes with and without effects agree)."""
@@ -316,7 +331,7 @@ def simulate_nlca(
             "outcome_correlation": outcome_correlation, "casemix_sd": casemix_sd, "pair_shock": pair_shock,
         },
     }
-    frame.attrs["truth"] = truth
+    frame.attrs["truth"] = Truth(truth)
     return frame
 
 

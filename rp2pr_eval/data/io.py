@@ -107,7 +107,9 @@ def load_patients(
         raise DataError(f"{path}: the file has a header but no rows")
     sidecar = truth_path(path)
     if sidecar.is_file():
-        frame.attrs["truth"] = json.loads(sidecar.read_text(encoding="utf-8"))
+        from ..synthetic import Truth
+
+        frame.attrs["truth"] = Truth(json.loads(sidecar.read_text(encoding="utf-8")))
     if validate:
         try:
             with warnings.catch_warnings(record=True) as caught:
