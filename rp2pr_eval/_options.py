@@ -33,3 +33,9 @@ def check_option(name: str, value: object, allowed: object, *, allow_none: bool 
     if value not in values:
         shown = ", ".join(repr(v) for v in values) + (", None" if allow_none else "")
         raise ValueError(f"{name}={value!r} is not valid; expected one of {shown}")
+
+
+def check_level(level: object) -> None:
+    """Raise ``ValueError`` unless ``level`` is a confidence level, a float strictly between 0 and 1."""
+    if not (isinstance(level, float) and 0 < level < 1):
+        raise ValueError(f"level must be a float in (0, 1), got {level!r}")

@@ -26,7 +26,7 @@ from .gee_core import GeeConvergenceWarning
 from .inference.design_based import randomisation_effect, randomisation_test, wild_cluster_bootstrap
 from .mixed import mixed_linear, mixed_logistic
 from .outcomes import CASE_MIX, resolve_outcome
-from .results import Effect, effects_table, load_effects, save_effects
+from .results import Effect, _json_safe, _native, effects_table, load_effects, save_effects
 
 #: Every estimator step, in report order (the primary analysis first).
 ESTIMATORS: tuple[str, ...] = (
@@ -93,7 +93,7 @@ class OutcomeAnalysis:
             "skipped": self.skipped,
         }
         (results_dir / f"{self.outcome}.extras.json").write_text(
-            json.dumps(_jsonable(extras), indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
+            json.dumps(_json_safe(_native(extras)), indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
         if self.ri_draws is not None:
             np.save(results_dir / f"{self.outcome}.ri_draws.npy", np.asarray(self.ri_draws, dtype=float))
         return path
@@ -122,20 +122,6 @@ def _records(frame: pd.DataFrame) -> list[dict]:
         if isinstance(out[col].dtype, pd.CategoricalDtype) or out[col].dtype == object:
             out[col] = out[col].astype(str)
     return out.to_dict(orient="records")
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        return None if not np.isfinite(obj) else float(obj)
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    return obj
 
 
 def _histogram(draws: np.ndarray, bins: int = 60) -> dict[str, list[float]]:

@@ -267,8 +267,4 @@ def _write_manifest(tmp: Path, config: RunConfig, data: Path, result: RunResult,
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def format_failure(job: NotebookJob) -> str:
-    return f"{job.name}: {job.error}"
-
-
 __all__ = ["run_evaluation", "RunResult", "NotebookJob", "plan_jobs", "sha256"]

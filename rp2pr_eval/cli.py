@@ -11,7 +11,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from .errors import DataError, ParameterError
 
@@ -233,13 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .validation import register_cli as register_validation
 
     register_validation(sub, _add_common)
-    for register in _EXTRA_COMMANDS:
-        register(sub, _add_common)
     return parser
-
-
-#: Later modules (batch, figures, audit) register their sub-commands here.
-_EXTRA_COMMANDS: list[Callable] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

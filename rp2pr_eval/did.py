@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
-from ._options import VcovType, WeightsType, check_option
+from ._options import VcovType, WeightsType, check_option, check_level
 from ._prepare import Prepared, covariate_matrix, prepare, scale_of, trust_values
 from .design import StudyDesign
 from .errors import DataError
@@ -111,8 +111,7 @@ def _units(frame: pd.DataFrame, design: StudyDesign) -> tuple[np.ndarray, np.nda
 def _check_common(vcov, weights, level) -> None:
     check_option("vcov", vcov, VcovType)
     check_option("weights", weights, WeightsType, allow_none=True)
-    if not (isinstance(level, float) and 0 < level < 1):
-        raise ValueError(f"level must be a float in (0, 1), got {level!r}")
+    check_level(level)
 
 
 def _effect_from_fit(fit: LinearFit, term: str, *, prep: Prepared, estimator: str, estimand: str, scale: str,
@@ -539,8 +538,7 @@ def did_logistic(
     adjustment (missing performance status/stage are their own level).
     """
     check_option("vcov", vcov, ("CR1",))
-    if not (isinstance(level, float) and 0 < level < 1):
-        raise ValueError(f"level must be a float in (0, 1), got {level!r}")
+    check_level(level)
     import statsmodels.api as sm
 
     prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("binary",), estimator="did_logistic")
@@ -630,8 +628,7 @@ def did_cox(
     reference.  The estimate is the treated:post log hazard ratio (negative =
     longer survival).
     """
-    if not (isinstance(level, float) and 0 < level < 1):
-        raise ValueError(f"level must be a float in (0, 1), got {level!r}")
+    check_level(level)
     from .survival_core import fit_cox
 
     prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("time_to_event",), estimator="did_cox")
@@ -676,14 +673,10 @@ def linear_spec(
 ) -> LinearSpec:
     """The :class:`LinearSpec` of ``did_aggregate``, ``ancova`` or ``did_twfe`` for resampling inference."""
     name = estimator if isinstance(estimator, str) else getattr(estimator, "__name__", str(estimator))
-    builders = {"did_aggregate": lambda p: _aggregate_spec(p, weights, summary, "did_aggregate"),
-                "ancova": lambda p: _ancova_spec(p, weights, summary),
-                "did_twfe": lambda p: _twfe_spec(p, weights, summary)}
-    if name not in builders:
-        raise ValueError(f"estimator {name!r} has no linear spec; expected one of {', '.join(builders)}")
-    check_option("weights", weights, WeightsType, allow_none=True)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator=name)
-    return builders[name](prep)[0]
+    if name not in LINEAR_ESTIMATORS_DEFAULT:
+        raise ValueError(f"estimator {name!r} has no linear spec; expected one of {', '.join(LINEAR_ESTIMATORS_DEFAULT)}")
+    return linear_specs(patients, outcome, (name,), design=design, cluster=cluster, weights=weights,
+                        summary=summary)[name]
 
 
 def linear_specs(
@@ -698,7 +691,8 @@ def linear_specs(
 ) -> dict[str, LinearSpec]:
     """Several :class:`LinearSpec` from one validation pass (for simulation studies)."""
     check_option("weights", weights, WeightsType, allow_none=True)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="linear_specs")
+    prep = prepare(patients, outcome, design=design, cluster=cluster,
+                   estimator=estimators[0] if len(estimators) == 1 else "linear_specs")
     builders = {"did_aggregate": lambda p: _aggregate_spec(p, weights, summary, "did_aggregate"),
                 "ancova": lambda p: _ancova_spec(p, weights, summary),
                 "did_twfe": lambda p: _twfe_spec(p, weights, summary)}

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._options import GeeCovStruct, GeeVcov, check_option
+from ._options import GeeCovStruct, GeeVcov, check_option, check_level
 from ._prepare import prepare
 from .design import StudyDesign
 from .did import _check_cells, _patient_design, marginal_risk_difference
@@ -55,8 +55,7 @@ def gee_logistic(
     check_option("vcov", vcov, GeeVcov)
     if cluster is None:
         raise ValueError("gee_logistic needs a cluster column (e.g. 'pair_id' or 'trust_id'); cluster=None is not a GEE")
-    if not (isinstance(level, float) and 0 < level < 1):
-        raise ValueError(f"level must be a float in (0, 1), got {level!r}")
+    check_level(level)
     prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("binary",), estimator="gee_logistic")
     y = pd.to_numeric(prep.rows[prep.entry.name]).to_numpy(dtype=float)
     _check_cells(prep, y)

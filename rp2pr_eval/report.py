@@ -216,12 +216,6 @@ def write_index(run_dir: str | Path, *, title: str = "ILCOP evaluation run") -> 
     return out
 
 
-def primary_table_html(summary: SummaryReport) -> str:
-    """The primary results table rendered once (shared by the notebook and index.html)."""
-    frame = summary.adjusted_table()
-    return render(frame.rename(columns={"p_holm": "p_adjusted"}), fmt="html")
-
-
 def headlines_markdown(summary: SummaryReport):
     """The headline sentences as Markdown for a notebook."""
     text = summary.headline_markdown()

@@ -633,7 +633,7 @@ def _cmd_validate_methods(args: argparse.Namespace) -> int:
 
 
 def register_cli(subparsers, add_common: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
-    """Add the ``validate-methods`` sub-command (for ``rp2pr_eval.cli._EXTRA_COMMANDS``)."""
+    """Add the ``validate-methods`` sub-command (called by ``rp2pr_eval.cli.build_parser``)."""
     p = subparsers.add_parser(
         "validate-methods", help="Monte Carlo size, coverage and power of every method at the ILCOP design",
         description="Simulate ILCOP-shaped trials under the null and a planted effect and report, per estimator × "

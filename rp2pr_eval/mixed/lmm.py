@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._options import WeightsType, check_option
+from .._options import WeightsType, check_option, check_level
 from .._prepare import prepare, scale_of, trust_values
 from ..design import StudyDesign
 from ..errors import DataError
@@ -53,8 +53,7 @@ def mixed_linear(
     R: ``lme4::lmer(rate ~ treated * post + (1 | trust_id), REML = TRUE)``.
     """
     check_option("weights", weights, WeightsType, allow_none=True)
-    if not (isinstance(level, float) and 0 < level < 1):
-        raise ValueError(f"level must be a float in (0, 1), got {level!r}")
+    check_level(level)
     import statsmodels.api as sm
 
     prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="mixed_linear")

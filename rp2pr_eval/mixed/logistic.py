@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
-from .._options import GlmmMethod, check_option
+from .._options import GlmmMethod, check_option, check_level
 from .._prepare import prepare
 from ..design import StudyDesign
 from ..did import _check_cells, _patient_design
@@ -80,8 +80,7 @@ def mixed_logistic(
         raise ValueError(f"groups={groups!r} is not a column of the patient table")
     if not isinstance(n_quad, (int, np.integer)) or n_quad < 1:
         raise ValueError(f"n_quad must be a positive integer, got {n_quad!r}")
-    if not (isinstance(level, float) and 0 < level < 1):
-        raise ValueError(f"level must be a float in (0, 1), got {level!r}")
+    check_level(level)
     prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("binary",), estimator="mixed_logistic")
     rows = prep.rows
     y = pd.to_numeric(rows[prep.entry.name]).to_numpy(dtype=float)
