@@ -9,7 +9,7 @@ from .data import DataError, PeriodCoverageWarning, load_patients, save_patients
 from .design import StudyDesign
 from .did import EventStudy, ancova, did_aggregate, did_cox, did_logistic, did_twfe, event_study
 from .errors import ParameterError
-from .gee import gee_logistic
+from .gee import gee_logistic, gee_logistic_with_fallback
 from .mixed import mixed_linear, mixed_logistic
 from .inference.design_based import randomisation_test, shared_bootstrap_weights, wild_cluster_bootstrap
 from .inference.multiplicity import adjust_pvalues
@@ -21,7 +21,7 @@ from .synthetic import simulate_nlca
 
 __all__ = [
     "Effect", "EventStudy", "ancova", "did_aggregate", "did_cox", "did_logistic", "did_twfe", "effects_table",
-    "event_study", "load_effects", "save_effects", "gee_logistic", "randomisation_test", "shared_bootstrap_weights",
+    "event_study", "load_effects", "save_effects", "gee_logistic", "gee_logistic_with_fallback", "randomisation_test", "shared_bootstrap_weights",
     "wild_cluster_bootstrap", "adjust_pvalues", "RandomisationResult", "mixed_linear", "mixed_logistic",
     "ESTIMATORS", "OutcomeAnalysis", "analyse_outcome", "PowerResult", "power_simulation",
     "CASE_MIX", "DataError", "OUTCOMES", "Outcome", "PRIMARY_OUTCOMES", "ParameterError", "PeriodCoverageWarning",

@@ -21,8 +21,7 @@ import pandas as pd
 
 from .design import StudyDesign, resolve_design
 from .did import EventStudy, ancova, did_aggregate, did_cox, did_logistic, did_twfe, event_study
-from .gee import gee_logistic
-from .gee_core import GeeConvergenceWarning
+from .gee import gee_logistic_with_fallback
 from .inference.design_based import randomisation_effect, randomisation_test, wild_cluster_bootstrap
 from .mixed import mixed_linear, mixed_logistic
 from .outcomes import CASE_MIX, resolve_outcome
@@ -129,24 +128,6 @@ def _histogram(draws: np.ndarray, bins: int = 60) -> dict[str, list[float]]:
     return {"counts": counts.tolist(), "edges": edges.tolist()}
 
 
-def _gee_with_fallback(patients, outcome, **kwargs) -> Effect:
-    """Exchangeable GEE; if it has no solution on these data (the working correlation runs away with
-    pair clusters of thousands of patients), the independence working model, with the reason recorded."""
-    from .errors import DataError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", GeeConvergenceWarning)  # handled below by the fallback
-            effect = gee_logistic(patients, outcome, cov_struct="exchangeable", **kwargs)
-        if effect.details.get("converged", True):
-            return effect
-        reason = "exchangeable GEE did not converge"
-    except DataError as exc:
-        reason = f"exchangeable failed: {str(exc).splitlines()[0][:200]}"
-    effect = gee_logistic(patients, outcome, cov_struct="independence", **kwargs)
-    return effect.with_details(fallback=reason)
-
-
 def analyse_outcome(
     patients: pd.DataFrame,
     outcome: str,
@@ -193,7 +174,7 @@ def analyse_outcome(
         "did_logistic": lambda: did_logistic(patients, outcome, covariates=covariates, level=level, **common),
         "mixed_logistic": lambda: mixed_logistic(patients, outcome, covariates=covariates, n_quad=n_quad,
                                                  level=level, **common),
-        "gee_logistic": lambda: _gee_with_fallback(patients, outcome, covariates=covariates, vcov=gee_vcov,
+        "gee_logistic": lambda: gee_logistic_with_fallback(patients, outcome, covariates=covariates, vcov=gee_vcov,
                                                    level=level, **common),
         "did_cox": lambda: did_cox(patients, outcome, covariates=covariates, level=level, **common),
         "wild_cluster_bootstrap": lambda: wild_cluster_bootstrap(patients, outcome, "ancova", boot_draws,

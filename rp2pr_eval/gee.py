@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -17,7 +19,7 @@ from ._prepare import prepare
 from .design import StudyDesign
 from .did import _check_cells, _patient_design, marginal_risk_difference
 from .errors import DataError
-from .gee_core import fit_gee_logit
+from .gee_core import GeeConvergenceWarning, fit_gee_logit
 from .results import Effect
 
 
@@ -89,3 +91,19 @@ def gee_logistic(
                   estimate=est, se=se, ci_low=est - q * se, ci_high=est + q * se,
                   p_value=float(2 * dist.sf(abs(est / se))), df=df, n_obs=len(y), n_trusts=prep.n_trusts,
                   n_clusters=fit.n_clusters, cluster=cluster, vcov=vcov, level=level, details=details)
+
+
+def gee_logistic_with_fallback(patients: pd.DataFrame, outcome: str, **kwargs) -> Effect:
+    """Exchangeable :func:`gee_logistic`, or the independence working model when exchangeable has no
+    solution (the working correlation runs away with pair clusters of thousands of patients) or stalls;
+    the reason is recorded in ``details["fallback"]``.  Used by the batch and by ``validate-methods``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GeeConvergenceWarning)  # handled below by the fallback
+            effect = gee_logistic(patients, outcome, cov_struct="exchangeable", **kwargs)
+        if effect.details.get("converged", True):
+            return effect
+        reason = "exchangeable GEE did not converge"
+    except DataError as exc:
+        reason = f"exchangeable failed: {str(exc).splitlines()[0][:200]}"
+    return gee_logistic(patients, outcome, cov_struct="independence", **kwargs).with_details(fallback=reason)

@@ -183,7 +183,7 @@ def _from_se(estimate: float, se: float, df: float) -> dict:
 def _patient_rows(patients, outcome, wanted, truths) -> list[dict]:
     """Patient-level logistic methods (case-mix adjusted); GEE is fitted once for both sandwiches."""
     from .did import did_logistic
-    from .gee import gee_logistic
+    from .gee import gee_logistic_with_fallback
     from .mixed import mixed_logistic
     from .outcomes import CASE_MIX
 
@@ -206,18 +206,8 @@ def _patient_rows(patients, outcome, wanted, truths) -> list[dict]:
     if gee:
         start = time.perf_counter()
         try:
-            from .gee_core import GeeConvergenceWarning
-
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", GeeConvergenceWarning)  # handled below by the fallback
-                    e = gee_logistic(patients, outcome, covariates=CASE_MIX, cluster="pair_id",
-                                     cov_struct="exchangeable", vcov="mancl_derouen")
-                if e.details.get("converged") is False:
-                    raise DataError("exchangeable GEE did not converge")
-            except DataError:  # no exchangeable solution (ρ runs away): the batch's fallback, independence
-                e = gee_logistic(patients, outcome, covariates=CASE_MIX, cluster="pair_id",
-                                 cov_struct="independence", vcov="mancl_derouen")
+            e = gee_logistic_with_fallback(patients, outcome, covariates=CASE_MIX, cluster="pair_id",
+                                           vcov="mancl_derouen")
             md = _effect_dict(e)  # its risk difference uses the Mancl–DeRouen covariance; the robust row has none
             robust = _from_se(e.estimate, float(e.details["se_robust"]), float(e.df))
             seconds = time.perf_counter() - start

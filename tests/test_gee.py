@@ -560,11 +560,11 @@ def test_large_clusters_converge_where_a_solution_exists():
 def test_gee_logistic_falls_back_to_independence_on_runaway(ilcop_like):
     """The analysis layer catches the DataError and reports the independence fit."""
     import rp2pr_eval as rp
-    from rp2pr_eval.analysis import _gee_with_fallback
+    from rp2pr_eval.gee import gee_logistic_with_fallback
 
     df = ilcop_like[-1]
-    effect = _gee_with_fallback(df, "active_treatment", covariates=rp.CASE_MIX,
-                                vcov="mancl_derouen", level=0.95, design=None, cluster="pair_id")
+    effect = gee_logistic_with_fallback(df, "active_treatment", covariates=rp.CASE_MIX,
+                                        vcov="mancl_derouen", level=0.95, design=None, cluster="pair_id")
     assert effect.details["cov_struct"] == "independence"
     assert "keeps growing" in effect.details["fallback"]
     assert np.isfinite(effect.se) and effect.se > 0
