@@ -197,7 +197,7 @@ def did_aggregate(
     R: ``lm(rate ~ treated * post, weights = denominator)`` + ``clubSandwich::coef_test(vcov = "CR2", cluster = pair_id)``.
     """
     _check_common(vcov, weights, level)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_aggregate")
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_aggregate", trust_level_only=True)
     spec, panel = _aggregate_spec(prep, weights, summary, "did_aggregate")
     fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
     scale = scale_of(prep.entry, summary)
@@ -257,7 +257,7 @@ def ancova(
     R: ``lm(post ~ treated + pre, weights = n_post)`` + ``clubSandwich::coef_test(vcov = "CR2", cluster = pair_id)``.
     """
     _check_common(vcov, weights, level)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="ancova")
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="ancova", trust_level_only=True)
     spec, frame = _ancova_spec(prep, weights, summary)
     fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
     scale = scale_of(prep.entry, summary)
@@ -330,7 +330,7 @@ def did_twfe(
     Angrist & Pischke (2009) ch. 5; Cameron & Miller (2015) J Hum Resour 50:317.
     """
     _check_common(vcov, weights, level)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_twfe")
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_twfe", trust_level_only=True)
     spec, panel = _twfe_spec(prep, weights, summary)
     fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
     lm = _panelols(panel, spec)
@@ -692,7 +692,7 @@ def linear_specs(
     """Several :class:`LinearSpec` from one validation pass (for simulation studies)."""
     check_option("weights", weights, WeightsType, allow_none=True)
     prep = prepare(patients, outcome, design=design, cluster=cluster,
-                   estimator=estimators[0] if len(estimators) == 1 else "linear_specs")
+                   estimator=estimators[0] if len(estimators) == 1 else "linear_specs", trust_level_only=True)
     builders = {"did_aggregate": lambda p: _aggregate_spec(p, weights, summary, "did_aggregate"),
                 "ancova": lambda p: _ancova_spec(p, weights, summary),
                 "did_twfe": lambda p: _twfe_spec(p, weights, summary)}

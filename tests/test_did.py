@@ -132,6 +132,9 @@ def test_bad_options_list_valid_values(small_patients):
         rp.did_aggregate(small_patients, "active_treatment", cluster="region")
     with pytest.raises(rp.DataError, match="cluster column 'age' varies within trust"):
         rp.did_aggregate(small_patients, "active_treatment", cluster="age")
+    gappy = small_patients.assign(region=np.where(np.arange(len(small_patients)) == 3, None, "North"))
+    with pytest.raises(rp.DataError, match="cluster column 'region' has missing values"):
+        rp.did_aggregate(gappy, "active_treatment", cluster="region")
     with pytest.raises(rp.DataError, match="does not handle time_to_event"):
         rp.did_aggregate(small_patients, "survival_days")
     with pytest.raises(rp.DataError, match="neither a registry outcome"):

@@ -12,8 +12,8 @@ from .contract import PERIODS
 from .validate import validate_patients
 
 
-def analysis_rows(patients: pd.DataFrame, entry: Outcome) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Eligible patients with a recorded outcome, and how many rows were dropped and why."""
+def analysis_mask(patients: pd.DataFrame, entry: Outcome) -> tuple[np.ndarray, dict[str, int]]:
+    """Rows of eligible patients with a recorded outcome, and how many rows were dropped and why."""
     eligible = entry.eligible(patients).to_numpy(dtype=bool)
     present = np.ones(len(patients), dtype=bool)
     for col in entry.columns:
@@ -23,6 +23,12 @@ def analysis_rows(patients: pd.DataFrame, entry: Outcome) -> tuple[pd.DataFrame,
         "ineligible": int((~eligible).sum()),
         "missing_outcome": int((eligible & ~present).sum()),
     }
+    return keep, dropped
+
+
+def analysis_rows(patients: pd.DataFrame, entry: Outcome) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Eligible patients with a recorded outcome, and how many rows were dropped and why."""
+    keep, dropped = analysis_mask(patients, entry)
     return patients.loc[keep], dropped
 
 
