@@ -35,29 +35,23 @@ import numpy as np  # noqa: E402
 
 from rp2pr_eval import simulate_nlca  # noqa: E402
 from rp2pr_eval.inference.power import _fit_linear, _validate, power_simulation  # noqa: E402
+from rp2pr_eval.synthetic import _Settings, _simulate  # noqa: E402
 
 # Functions of rp2pr_eval whose cumulative time is reported (file suffix, function name).
 SIM_PHASES = [
-    ("synthetic.py", "simulate_nlca"),
+    ("synthetic.py", "_simulate"),
     ("synthetic.py", "_outcomes"),
-    ("synthetic.py", "_calibrate"),
-    ("synthetic.py", "<lambda>"),           # the brentq objective inside _calibrate
     ("synthetic.py", "binary"),
-    ("synthetic.py", "_assemble"),
+    ("synthetic.py", "_calibrate"),
     ("synthetic.py", "_tilted_choice"),
     ("synthetic.py", "_form_pairs"),
     ("synthetic.py", "_ar1"),
-    ("synthetic.py", "_case_mix_eta"),
 ]
 FIT_PHASES = [
     ("power.py", "_fit_linear"),
-    ("power.py", "_analysis_frame"),
-    ("did.py", "linear_specs"),
-    ("_prepare.py", "prepare"),
-    ("validate.py", "validate_patients"),
-    ("_prepare.py", "_check_periods"),
-    ("panel.py", "analysis_rows"),
-    ("_prepare.py", "trust_values"),
+    ("power.py", "_trial_panel"),
+    ("_prepare.py", "aggregate_cells"),
+    ("did.py", "_spec_from_panel"),
     ("variance.py", "wls"),
 ]
 
@@ -100,27 +94,35 @@ def profile(n: int, estimator: str, effect: float) -> None:
                        simulate_kwargs=None)
     simulate_nlca(seed=0)  # warm-up (imports, caches)
     children = np.random.SeedSequence(12345).spawn(n)
+    c0 = time.process_time()
+    for c in children:
+        simulate_nlca(seed=np.random.default_rng(c), effects={"active_treatment": effect})
+    full = (time.process_time() - c0) / n
+    print(f"\nsimulate_nlca (all 13 outcomes, assembled frame): {1000 * full:.0f} ms CPU per trial")
+    settings = _Settings()
     prof = cProfile.Profile()
     t0, c0 = time.perf_counter(), time.process_time()
     prof.enable()
-    frames = [simulate_nlca(seed=np.random.default_rng(c), effects={"active_treatment": effect}) for c in children]
+    trials = [_simulate(np.random.default_rng(c), None, {"active_treatment": effect}, settings,
+                        outcomes=("active_treatment",)) for c in children]
     prof.disable()
     t1, c1 = time.perf_counter(), time.process_time()
-    n_pat = np.mean([len(f) for f in frames])
-    print(f"\nProfile of simulate_nlca, {n} trials in this process ({n_pat:,.0f} patients each): "
-          f"{1000 * (t1 - t0) / n:.0f} ms wall, {1000 * (c1 - c0) / n:.0f} ms CPU per trial (profiler overhead included)")
+    n_pat = np.mean([len(t.trust_idx) for t in trials])
+    print(f"Profile of the power path's generator (active_treatment only, arrays), {n} trials in this process "
+          f"({n_pat:,.0f} patients each): {1000 * (t1 - t0) / n:.0f} ms wall, {1000 * (c1 - c0) / n:.0f} ms CPU "
+          "per trial (profiler overhead included)")
     st = pstats.Stats(prof)
-    phase_table(st, SIM_PHASES, n, ("synthetic.py", "simulate_nlca"))
+    phase_table(st, SIM_PHASES, n, ("synthetic.py", "_simulate"))
     top_own_time(st, n)
 
     prof = cProfile.Profile()
     t0, c0 = time.perf_counter(), time.process_time()
     prof.enable()
-    for f in frames:
-        _fit_linear(f, cfg, 0.95)
+    for trial in trials:
+        _fit_linear(trial, cfg, 0.95)
     prof.disable()
     t1, c1 = time.perf_counter(), time.process_time()
-    print(f"\nProfile of the analysis ({estimator}: linear_specs + wls): {1000 * (t1 - t0) / n:.0f} ms wall, "
+    print(f"\nProfile of the analysis ({estimator}: trust values from the arrays + wls): {1000 * (t1 - t0) / n:.0f} ms wall, "
           f"{1000 * (c1 - c0) / n:.0f} ms CPU per trial")
     st = pstats.Stats(prof)
     phase_table(st, FIT_PHASES, n, ("power.py", "_fit_linear"))

@@ -149,20 +149,30 @@ def trust_values(prep: Prepared, by: str, *, summary: str = "mean_log") -> pd.Da
     t_code, _ = pd.factorize(rows["trust_id"], sort=True)
     b_code, b_labels = pd.factorize(rows[by], sort=True)
     key = t_code.astype(np.int64) * len(b_labels) + b_code
-    cells, first, cell = np.unique(key, return_index=True, return_inverse=True)
+    _, first, values = aggregate_cells(key, y, entry.kind, summary)
     out = rows[keys].iloc[first].reset_index(drop=True)
-    if entry.kind == "binary":
-        out["numerator"] = np.bincount(cell, weights=y, minlength=len(cells))
-        out["denominator"] = np.bincount(cell, minlength=len(cells)).astype(np.int64)
-        out["value"] = out["numerator"] / out["denominator"]
-        out["weight"] = out["denominator"].astype(float)
-    else:
-        values = np.log1p(y) if summary == "mean_log" else y
-        g = pd.Series(values).groupby(cell, sort=True)
-        out["value"] = (g.mean() if summary == "mean_log" else g.median()).to_numpy()
-        out["n"] = np.bincount(cell, minlength=len(cells)).astype(np.int64)
-        out["weight"] = out["n"].astype(float)
+    for name, column in values.items():
+        out[name] = column
     return out
+
+
+def aggregate_cells(key: np.ndarray, y: np.ndarray, kind: str, summary: str = "mean_log"
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Per-cell values of :func:`trust_values` for integer cell keys: (sorted cells, first row of each, columns).
+
+    Binary: ``numerator``, ``denominator``, ``value`` (rate), ``weight``;
+    continuous: ``value`` (mean of log(1 + y), or median), ``n``, ``weight``.
+    """
+    cells, first, cell = np.unique(key, return_index=True, return_inverse=True)
+    size = np.bincount(cell, minlength=len(cells)).astype(np.int64)
+    if kind == "binary":
+        numerator = np.bincount(cell, weights=y, minlength=len(cells))
+        return cells, first, {"numerator": numerator, "denominator": size, "value": numerator / size,
+                              "weight": size.astype(float)}
+    values = np.log1p(y) if summary == "mean_log" else y
+    g = pd.Series(values).groupby(cell, sort=True)
+    value = (g.mean() if summary == "mean_log" else g.median()).to_numpy()
+    return cells, first, {"value": value, "n": size, "weight": size.astype(float)}
 
 
 def scale_of(entry: Outcome, summary: str) -> str:

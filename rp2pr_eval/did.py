@@ -23,7 +23,7 @@ from scipy.special import expit
 
 from ._options import VcovType, WeightsType, check_option, check_level
 from ._prepare import Prepared, covariate_matrix, prepare, scale_of, trust_values
-from .design import StudyDesign
+from .design import StudyDesign, resolve_design
 from .errors import DataError
 from .inference.variance import LinearFit, wald_test, wls
 from .results import Effect
@@ -128,8 +128,9 @@ def _effect_from_fit(fit: LinearFit, term: str, *, prep: Prepared, estimator: st
 
 
 # --------------------------------------------------------------------------- did_aggregate
-def _aggregate_spec(prep: Prepared, weights: str | None, summary: str, estimator: str) -> tuple[LinearSpec, pd.DataFrame]:
-    panel = trust_values(prep, "period", summary=summary)
+def _aggregate_spec(prep: Prepared, weights: str | None, summary: str, estimator: str,
+                    panel: pd.DataFrame | None = None) -> tuple[LinearSpec, pd.DataFrame]:
+    panel = trust_values(prep, "period", summary=summary) if panel is None else panel
     post = (panel["period"] == "post").to_numpy(dtype=float)
     unit, labels, assignment = _units(panel, prep.design)
     spec = LinearSpec(
@@ -210,8 +211,9 @@ def did_aggregate(
 
 
 # --------------------------------------------------------------------------- ancova
-def _ancova_spec(prep: Prepared, weights: str | None, summary: str) -> tuple[LinearSpec, pd.DataFrame]:
-    panel = trust_values(prep, "period", summary=summary)
+def _ancova_spec(prep: Prepared, weights: str | None, summary: str,
+                 panel: pd.DataFrame | None = None) -> tuple[LinearSpec, pd.DataFrame]:
+    panel = trust_values(prep, "period", summary=summary) if panel is None else panel
     wide = panel.pivot(index="trust_id", columns="period", values="value")
     wts = panel.pivot(index="trust_id", columns="period", values="weight")
     trusts = panel.drop_duplicates("trust_id").set_index("trust_id").loc[wide.index]
@@ -281,8 +283,9 @@ def _dummies(codes: np.ndarray, prefix: str, labels, *, drop_first: bool) -> tup
     return D, names
 
 
-def _twfe_spec(prep: Prepared, weights: str | None, summary: str) -> tuple[LinearSpec, pd.DataFrame]:
-    panel = trust_values(prep, "audit_year", summary=summary)
+def _twfe_spec(prep: Prepared, weights: str | None, summary: str,
+               panel: pd.DataFrame | None = None) -> tuple[LinearSpec, pd.DataFrame]:
+    panel = trust_values(prep, "audit_year", summary=summary) if panel is None else panel
     post = np.isin(panel["audit_year"], prep.design.post_years).astype(float)
     tcode, tlabels = pd.factorize(panel["trust_id"], sort=True)
     ycode, ylabels = pd.factorize(panel["audit_year"], sort=True)
@@ -700,6 +703,38 @@ def linear_specs(
     if unknown:
         raise ValueError(f"no linear spec for {unknown}; expected names from {', '.join(builders)}")
     return {name: builders[name](prep)[0] for name in estimators}
+
+
+def _spec_from_panel(
+    panel: pd.DataFrame,
+    outcome: str,
+    estimator: str,
+    *,
+    design: StudyDesign | None = None,
+    cluster: str | None = "pair_id",
+    weights: str | None = "denominator",
+    summary: str = "mean_log",
+) -> LinearSpec:
+    """The :class:`LinearSpec` of a linear estimator from its trust values (no patient table).
+
+    ``panel`` is what the estimator aggregates the patient table to (the
+    internal ``trust_values`` layout: one row per trust × ``period`` for
+    ``did_aggregate``/``ancova``, per trust × ``audit_year`` of the pre and post
+    years for ``did_twfe``; columns ``trust_id``, ``pair_id``, ``arm``,
+    ``treated``, the time column, ``value`` and ``weight``), for callers that
+    build it directly such as the power simulation.  Private because it does
+    not validate: use :func:`linear_specs` on a patient table.
+    """
+    from .outcomes import OUTCOMES
+
+    builders = {"did_aggregate": lambda p: _aggregate_spec(p, weights, summary, "did_aggregate", panel),
+                "ancova": lambda p: _ancova_spec(p, weights, summary, panel),
+                "did_twfe": lambda p: _twfe_spec(p, weights, summary, panel)}
+    if estimator not in builders:
+        raise ValueError(f"no linear spec for {estimator!r}; expected one of {', '.join(builders)}")
+    prep = Prepared(entry=OUTCOMES[outcome], rows=panel.iloc[:0], n_dropped={}, design=resolve_design(design),
+                    cluster=cluster)
+    return builders[estimator](prep)[0]
 
 
 LINEAR_ESTIMATORS = LINEAR_ESTIMATORS_DEFAULT

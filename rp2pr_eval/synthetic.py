@@ -37,13 +37,13 @@ audit-shaped, pair-randomised patient data with these features.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
 from scipy.special import expit, logit
 
 from .design import StudyDesign, resolve_design
@@ -72,6 +72,8 @@ CASE_MIX_EFFECTS: dict[str, dict[str, float]] = {
     "stage_recorded": {"AGE80": -0.3, "PS34": -0.3},
     "ps_recorded": {"AGE80": -0.2},
 }
+#: The case-mix indicators, in the bit order of the packed pattern the generator groups patients by.
+_CASE_MIX_BITS = ("PS2", "PS34", "AGE75", "AGE80", "MALE", "ST2", "ST3", "ST4", "IMD5")
 #: Log hazard ratios for survival [E], surgery HR 0.41 [S].
 SURVIVAL_EFFECTS = {"PS2": 0.4, "PS34": 0.9, "ST2": 0.3, "ST3": 0.7, "ST4": 1.3, "AGE80": 0.3, "resection": np.log(0.41)}
 
@@ -139,32 +141,64 @@ def _ar1(innov: np.ndarray, rho: float) -> np.ndarray:
     return out
 
 
-def _tilted_choice(rng: np.random.Generator, probs, tilt: np.ndarray) -> np.ndarray:
-    """Categorical draws whose log odds are tilted by ``tilt`` × standardised category index."""
+def _tilted_choice(rng: np.random.Generator, probs, tilt: np.ndarray, trust_idx: np.ndarray) -> np.ndarray:
+    """Categorical draws per patient whose log odds are tilted by the trust's ``tilt`` × standardised category index.
+
+    ``tilt`` holds one value per trust and ``trust_idx`` each patient's trust;
+    the cumulative weights are computed per trust and compared column by column.
+    """
     probs = np.asarray(probs, dtype=float)
     k = np.arange(len(probs), dtype=float)
     z = (k - (k * probs).sum()) / np.sqrt(((k - (k * probs).sum()) ** 2 * probs).sum())
     logits = np.log(probs)[None, :] + tilt[:, None] * z[None, :]
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    cum = np.cumsum(p, axis=1)
-    u = rng.random(len(tilt)) * cum[:, -1]
-    return (u[:, None] > cum).sum(axis=1)
+    cum = np.ascontiguousarray(np.cumsum(p, axis=1).T)  # (k, n_trusts)
+    u = rng.random(len(trust_idx)) * cum[-1][trust_idx]
+    out = np.zeros(len(trust_idx), dtype=np.int64)
+    for row in cum:
+        out += u > row[trust_idx]
+    return out
 
 
-def _calibrate(eta: np.ndarray, year_idx: np.ndarray, targets: np.ndarray, mask: np.ndarray,
+def _calibrate(eta: np.ndarray, year: np.ndarray, targets: np.ndarray, count: np.ndarray,
                recorded: np.ndarray | None = None) -> np.ndarray:
-    """α per year so that the mean of recorded × expit(α + η) over ``mask`` equals the target rate."""
-    alpha = np.zeros(len(targets))
-    for j, target in enumerate(targets):
-        sel = mask & (year_idx == j)
-        if not sel.any():
-            continue
-        e = eta[sel]
-        r = recorded[sel] if recorded is not None else 1.0
-        ceiling = float(np.mean(r)) if recorded is not None else 1.0
-        goal = min(float(target), ceiling * 0.999)
-        alpha[j] = brentq(lambda a: float(np.mean(r * expit(a + e))) - goal, -40.0, 40.0, xtol=1e-10)
-    return alpha
+    """α per year so that the mean of recorded × expit(α + η) over the eligible patients equals the target rate.
+
+    Patients are grouped in keys sharing η: ``eta``, ``year`` per key, ``count``
+    eligible patients per key and ``recorded`` the number of them with the
+    field recorded (``None``: all).  Safeguarded Newton iterations for all
+    years at once (bisection inside the bracket whenever a Newton step would
+    leave it), to machine precision.  The target is capped at 0.999 × the
+    recorded share (the attainable maximum).  Years without eligible patients get α = 0.
+    """
+    n_years = len(targets)
+    occupied = count > 0
+    e, yj = eta[occupied], year[occupied]
+    w = (count if recorded is None else recorded)[occupied].astype(float)
+    n_y = np.bincount(yj, weights=count[occupied].astype(float), minlength=n_years)
+    has = n_y > 0
+    safe = np.where(has, n_y, 1.0)
+    ceiling = np.bincount(yj, weights=w, minlength=n_years) / safe
+    goal = np.minimum(np.asarray(targets, dtype=float), np.where(has, ceiling, 1.0) * 0.999)
+    share = np.clip(goal / np.where(ceiling > 0, ceiling, 1.0), 1e-12, 1 - 1e-12)
+    mean_eta = np.bincount(yj, weights=e * count[occupied], minlength=n_years) / safe
+    alpha = np.clip(logit(share) - mean_eta, -40.0, 40.0)
+    lo, hi = np.full(n_years, -40.0), np.full(n_years, 40.0)
+    for _ in range(200):
+        p = expit(alpha[yj] + e)
+        f = np.bincount(yj, weights=w * p, minlength=n_years) / safe - goal
+        slope = np.bincount(yj, weights=w * p * (1.0 - p), minlength=n_years) / safe
+        hi = np.where(f > 0, np.minimum(hi, alpha), hi)
+        lo = np.where(f < 0, np.maximum(lo, alpha), lo)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = alpha - f / slope
+        bad = ~np.isfinite(new) | (new <= lo) | (new >= hi)
+        new = np.where(bad, 0.5 * (lo + hi), new)
+        step = np.abs(new - alpha)[has]
+        alpha = new
+        if step.size == 0 or step.max() < 1e-9:  # Newton: the error after a step s is O(s²) ≈ 1e-18
+            break
+    return np.where(has, alpha, 0.0)
 
 
 def _case_mix_eta(spec: Mapping[str, float], x: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -243,6 +277,103 @@ def simulate_nlca(
     ----------
     STUDY.md §2–3 of this project; Russell et al., Br J Cancer 2014;110:1936–42.
     """
+    settings = _Settings(
+        n_pairs=n_pairs, n_treated_pairs=n_treated_pairs, ramp=ramp, volume_median=volume_median,
+        volume_sdlog=volume_sdlog, volume_clip=volume_clip, volume_cv=volume_cv, volume_growth=volume_growth,
+        trust_sd=trust_sd, trust_autocorrelation=trust_autocorrelation, trust_df=trust_df,
+        outcome_correlation=outcome_correlation, casemix_sd=casemix_sd, pair_shock=pair_shock,
+    )
+    trial = _simulate(seed, design, effects, settings)
+    frame = _assemble(trial.patients, trial.outcomes, trial.pair_of_trust, trial.treated_trust, trial.design)
+    frame.attrs["truth"] = Truth(trial.truth)
+    return frame
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """The generator's keyword options (those of :func:`simulate_nlca` after ``effects``)."""
+
+    n_pairs: int = 40
+    n_treated_pairs: int | None = None
+    ramp: bool = True
+    volume_median: float = 210.0
+    volume_sdlog: float = 0.5
+    volume_clip: tuple[float, float] = (60.0, 750.0)
+    volume_cv: float = 0.08
+    volume_growth: float = 0.06
+    trust_sd: Mapping[str, float] | None = None
+    trust_autocorrelation: float = 0.7
+    trust_df: float = 4.0
+    outcome_correlation: float = 0.3
+    casemix_sd: float = 0.25
+    pair_shock: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedTrial:
+    """One simulated trial as arrays (what :func:`simulate_nlca` assembles into a frame).
+
+    ``outcomes["y"][name]`` holds outcome ``name`` per patient (NaN where not
+    eligible) for the outcomes simulated; ``trust_idx``/``year_idx`` index
+    ``pair_of_trust``/``treated_trust`` and ``years``.
+    """
+
+    patients: dict
+    outcomes: dict
+    pair_of_trust: np.ndarray
+    treated_trust: np.ndarray
+    design: StudyDesign
+    truth: dict = field(repr=False)
+
+    @property
+    def trust_idx(self) -> np.ndarray:
+        return self.patients["trust_idx"]
+
+    @property
+    def year_idx(self) -> np.ndarray:
+        return self.patients["year_idx"]
+
+    @property
+    def years(self) -> np.ndarray:
+        return self.patients["years"]
+
+
+#: Outcomes each outcome's simulation reads (histology comes from histo_confirmed).
+_NEEDS = {
+    "nsclc_resection": ("histo_confirmed",),
+    "sclc_chemo": ("histo_confirmed",),
+    "days_referral_to_treatment": ("active_treatment",),
+    "treated_within_62d": ("days_referral_to_treatment",),
+    "survival_days": ("nsclc_resection",),
+}
+
+
+def _closure(names) -> frozenset[str]:
+    out: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in out:
+            out.add(name)
+            todo.extend(_NEEDS.get(name, ()))
+    return frozenset(out)
+
+
+def _simulate(seed, design: StudyDesign | None, effects: Mapping[str, float] | None, settings: _Settings,
+              outcomes: tuple[str, ...] | None = None) -> SimulatedTrial:
+    """The generator behind :func:`simulate_nlca`.
+
+    ``outcomes`` limits the outcomes simulated to these (and those they
+    depend on, and the design's pairing indicators in the baseline pass).
+    Every random number is drawn as in the full simulation, so the outcomes
+    simulated are exactly those :func:`simulate_nlca` returns for the same seed.
+    """
+    s = settings
+    n_pairs, n_treated_pairs, ramp = s.n_pairs, s.n_treated_pairs, s.ramp
+    volume_median, volume_sdlog, volume_clip = s.volume_median, s.volume_sdlog, s.volume_clip
+    volume_cv, volume_growth, trust_sd = s.volume_cv, s.volume_growth, s.trust_sd
+    trust_autocorrelation, trust_df = s.trust_autocorrelation, s.trust_df
+    outcome_correlation, casemix_sd, pair_shock = s.outcome_correlation, s.casemix_sd, s.pair_shock
     design = resolve_design(design)
     rng = _rng(seed)
     n_treated_pairs = design.n_treated_pairs if n_treated_pairs is None else n_treated_pairs
@@ -265,13 +396,13 @@ def simulate_nlca(
 
     # ---- case-mix with trust shifts
     shifts = casemix_sd * rng.standard_normal((n_trusts, 4))
-    band = _tilted_choice(rng, AGE_PROBS, shifts[trust_idx, 0])
+    band = _tilted_choice(rng, AGE_PROBS, shifts[:, 0], trust_idx)
     lo = np.array([b[0] for b in AGE_BANDS])[band]
     hi = np.array([b[1] for b in AGE_BANDS])[band]
     age = lo + np.floor(rng.random(n) * (hi - lo + 1)).astype(int)
     male = (rng.random(n) < expit(logit(0.55) + 0.4 * shifts[trust_idx, 1])).astype(int)
-    imd = 1 + _tilted_choice(rng, IMD_PROBS, 2.0 * shifts[trust_idx, 2])
-    stage = _tilted_choice(rng, STAGE_PROBS, shifts[trust_idx, 3])
+    imd = 1 + _tilted_choice(rng, IMD_PROBS, 2.0 * shifts[:, 2], trust_idx)
+    stage = _tilted_choice(rng, STAGE_PROBS, shifts[:, 3], trust_idx)
     latent_ps = 0.035 * (age - 72) + rng.standard_normal(n)
     cuts = np.quantile(latent_ps, np.cumsum(PS_PROBS)[:-1])
     ps = np.searchsorted(cuts, latent_ps)
@@ -296,10 +427,22 @@ def simulate_nlca(
                    survival_e=rng.exponential(size=n), entry_fraction=rng.random(n))
     pair_z = rng.standard_normal((len(names), n_pairs, n_years))
 
-    patients = dict(trust_idx=trust_idx, year_idx=year_idx, years=years, x=x, age=age, ps=ps, stage=stage, imd=imd)
+    bits = np.zeros(n, dtype=np.int64)
+    for j, key in enumerate(_CASE_MIX_BITS):
+        bits |= (x[key] == 1).astype(np.int64) << j
+    patients = dict(trust_idx=trust_idx, year_idx=year_idx, cell=trust_idx * n_years + year_idx, n_trusts=n_trusts,
+                    years=years, x=x, case_mix_bits=bits, age=age, ps=ps, stage=stage, imd=imd)
     # first pass: no intervention, calibrates the year effects and gives baselines for pairing
-    null_treat = np.zeros(n)
-    first = _outcomes(patients, draws, effect_weight=null_treat, effects={}, alphas=None)
+    null_treat = np.zeros(n_trusts * n_years)
+    if outcomes is None:
+        wanted_first = wanted_second = None
+    else:
+        unknown = [o for o in outcomes if o not in OUTCOMES]
+        if unknown:
+            raise ParameterError(f"outcomes: unknown outcome(s) {unknown}; expected names from {', '.join(OUTCOMES)}")
+        wanted_second = _closure(outcomes)
+        wanted_first = _closure(set(outcomes) | set(design.pairing_indicators))
+    first = _outcomes(patients, draws, effect_weight=null_treat, effects={}, alphas=None, wanted=wanted_first)
     pair_of_trust, treated_pairs = _form_pairs(first["y"], trust_idx, year_idx, years, design, n_pairs,
                                                n_treated_pairs, rng)
     treated_trust = np.isin(pair_of_trust, treated_pairs)
@@ -307,10 +450,9 @@ def simulate_nlca(
     for k, name in enumerate(names):  # pair shocks in during/post years (pairing used pre years only)
         draws.trust_u[name] += pair_shock * sds[name] * pair_z[k][pair_of_trust] * after[None, :]
     weight = _effect_weights(years, design, ramp)
-    effect_weight = treated_trust[trust_idx] * weight[year_idx]
+    effect_weight = (treated_trust[:, None] * weight[None, :]).ravel()  # per trust × year cell
     second = _outcomes(patients, draws, effect_weight=effect_weight, effects=effects, alphas=first["alphas"],
-                       baseline=first)
-    frame = _assemble(patients, second, pair_of_trust, treated_trust)
+                       baseline=first, wanted=wanted_second)
     post = np.isin(years[year_idx], design.post_years)
     truth = {
         "generator": "rp2pr_eval.synthetic.simulate_nlca",
@@ -331,10 +473,11 @@ def simulate_nlca(
             "outcome_correlation": outcome_correlation, "casemix_sd": casemix_sd, "pair_shock": pair_shock,
         },
     }
-    frame.attrs["truth"] = Truth(truth)
-    return frame
+    return SimulatedTrial(patients=patients, outcomes=second, pair_of_trust=pair_of_trust,
+                          treated_trust=treated_trust, design=design, truth=truth)
 
 
+@functools.lru_cache(maxsize=1)
 def _version() -> str:
     try:
         return metadata.version("rp2pr_eval")
@@ -388,8 +531,16 @@ def _artefact_rate(years: np.ndarray, r2009: float, r2012: float) -> np.ndarray:
 
 
 def _outcomes(p: dict, d: _Draws, *, effect_weight: np.ndarray, effects: Mapping[str, float],
-              alphas: dict | None, baseline: dict | None = None) -> dict:
-    """Generate every outcome given the case-mix and the pre-drawn random numbers."""
+              alphas: dict | None, baseline: dict | None = None, wanted: frozenset[str] | None = None) -> dict:
+    """Generate the outcomes (all, or those in ``wanted``) given the case-mix and the pre-drawn random numbers.
+
+    Outcomes not wanted are skipped; the others do not change because every
+    random number was drawn beforehand.
+    """
+
+    def want(name: str) -> bool:
+        return wanted is None or name in wanted
+
     ti, yi, years, x = p["trust_idx"], p["year_idx"], p["years"], p["x"]
     n = len(ti)
     calibrate = alphas is None
@@ -403,72 +554,103 @@ def _outcomes(p: dict, d: _Draws, *, effect_weight: np.ndarray, effects: Mapping
                 "sclc_chemo": ~treat_missing, "cns_at_diagnosis": ~cns_missing}
     bronch = d.uniforms["bronchoscopy"] < expit(logit(0.5) - 1.0 * x["PS34"])
 
-    def binary(name: str, mask: np.ndarray) -> np.ndarray:
+    cell = p["cell"]
+    n_years = len(years)
+    year_of_cell = np.tile(np.arange(n_years), p["n_trusts"])
+
+    def binary(name: str, mask: np.ndarray | None) -> np.ndarray:
+        # Patients of one trust-year cell with the same case-mix indicators share η, so η, the calibration
+        # and the probabilities are computed per (cell, pattern) key — the same floating-point operations as
+        # per patient, on far fewer values — and gathered.  ``mask`` None: every patient is eligible.
         entry = OUTCOMES[name]
-        eta = _case_mix_eta(CASE_MIX_EFFECTS[name], x) + d.trust_u[name][ti, yi]
+        spec = CASE_MIX_EFFECTS[name]
+        m = len(spec)
+        lut = np.zeros(1 << len(_CASE_MIX_BITS), dtype=np.int64)   # all indicators' pattern -> this outcome's
+        for j, cov in enumerate(spec):
+            lut |= ((np.arange(len(lut)) >> _CASE_MIX_BITS.index(cov)) & 1) << j
+        code = (cell << m) | lut[p["case_mix_bits"]]
+        patterns = np.arange(1 << m)
+        case_mix = np.zeros(len(patterns))
+        for j, beta in enumerate(spec.values()):
+            case_mix = case_mix + beta * ((patterns >> j) & 1).astype(float)
+        eta = case_mix[None, :] + d.trust_u[name].ravel()[:, None]          # (cells, patterns)
         rec = recorded.get(name)
         if calibrate:
             targets = expit(_anchor_logit(entry.national, yrs))
-            alphas[name] = _calibrate(eta, yi, targets, mask, None if rec is None else rec.astype(float))
-        eta0 = alphas[name][yi] + eta
-        eta1 = eta0 + effects.get(name, 0.0) * effect_weight
-        p0, p1 = expit(eta0), expit(eta1)
+            eligible = code if mask is None else code[mask]
+            count = np.bincount(eligible, minlength=eta.size)
+            rec_count = None
+            if rec is not None:
+                rec_count = np.bincount(code[rec if mask is None else mask & rec], minlength=eta.size)
+            alphas[name] = _calibrate(eta.ravel(), np.repeat(year_of_cell, len(patterns)), targets, count, rec_count)
+        eta0 = alphas[name][year_of_cell][:, None] + eta
+        p0 = expit(eta0).ravel()[code]
+        effect = effects.get(name, 0.0)
+        p1 = p0 if effect == 0.0 else expit(eta0 + effect * effect_weight[:, None]).ravel()[code]
         if rec is not None:
-            p0, p1 = p0 * rec, p1 * rec
-        probs[name] = (p1, p0, mask)
-        out = np.where(mask, (d.uniforms[name] < p1).astype(float), np.nan)
+            p0 = p0 * rec
+            p1 = p0 if effect == 0.0 else p1 * rec
+        probs[name] = (p1, p0, np.ones(n, dtype=bool) if mask is None else mask)
+        out = (d.uniforms[name] < p1).astype(float)
+        if mask is not None:
+            out[~mask] = np.nan
         return out
 
-    everyone = np.ones(n, dtype=bool)
+    everyone = None
     for name in ("mdt_discussed", "histo_confirmed", "stage_recorded", "ps_recorded"):
-        y[name] = binary(name, everyone)
-    # histology: confirmed patients get NSCLC/SCLC/other-confirmed; unconfirmed are "other"
-    share = np.array([HISTOLOGY_PROBS["NSCLC"], HISTOLOGY_PROBS["SCLC"]]) / 0.74
-    u = d.uniforms["histology"]
-    confirmed = y["histo_confirmed"] == 1
-    histology = np.where(confirmed & (u < share[0]), 0, np.where(confirmed & (u < share.sum()), 1, 2))
-    y["active_treatment"] = binary("active_treatment", everyone)
-    y["nsclc_resection"] = binary("nsclc_resection", histology == 0)
-    y["sclc_chemo"] = binary("sclc_chemo", histology == 1)
-    y["cns_seen"] = binary("cns_seen", everyone)
-    y["cns_at_diagnosis"] = binary("cns_at_diagnosis", everyone)
-    y["ct_before_bronch"] = binary("ct_before_bronch", bronch)
+        if want(name):
+            y[name] = binary(name, everyone)
+    histology = None
+    if want("histo_confirmed"):
+        # histology: confirmed patients get NSCLC/SCLC/other-confirmed; unconfirmed are "other"
+        share = np.array([HISTOLOGY_PROBS["NSCLC"], HISTOLOGY_PROBS["SCLC"]]) / 0.74
+        u = d.uniforms["histology"]
+        confirmed = y["histo_confirmed"] == 1
+        histology = np.where(confirmed & (u < share[0]), 0, np.where(confirmed & (u < share.sum()), 1, 2))
+    for name, mask in (("active_treatment", everyone), ("nsclc_resection", histology == 0),
+                       ("sclc_chemo", histology == 1), ("cns_seen", everyone), ("cns_at_diagnosis", everyone),
+                       ("ct_before_bronch", bronch)):
+        if want(name):
+            y[name] = binary(name, mask)
 
-    # waiting times among the treated with a referral date
-    treated = y["active_treatment"] == 1
-    has_referral = d.uniforms["referral"] >= 0.07
-    days_mask = treated & has_referral
-    sicker = ((x["ST4"] == 1) | (x["PS34"] == 1)).astype(float)
-    log_days = np.log(0.85) * sicker + d.trust_u["days_referral_to_treatment"][ti, yi] + 0.48 * d.log_days_noise
-    if calibrate:
-        targets = _anchor_logit(OUTCOMES["days_referral_to_treatment"].national, yrs, scale="log")
-        base_mask = (baseline or {}).get("days_mask", days_mask)
-        alphas["days"] = np.array([
-            t - np.median(log_days[base_mask & (yi == j)]) if (base_mask & (yi == j)).any() else 0.0
-            for j, t in enumerate(targets)
-        ])
-    log_days = log_days + alphas["days"][yi] + effects.get("days_referral_to_treatment", 0.0) * effect_weight
-    days = np.where(days_mask, np.round(np.exp(log_days)), np.nan)
-    y["days_referral_to_treatment"] = days
-    y["treated_within_62d"] = np.where(days_mask, (days <= 62).astype(float), np.nan)
+    days_mask = None
+    if want("days_referral_to_treatment"):
+        # waiting times among the treated with a referral date
+        treated = y["active_treatment"] == 1
+        has_referral = d.uniforms["referral"] >= 0.07
+        days_mask = treated & has_referral
+        sicker = ((x["ST4"] == 1) | (x["PS34"] == 1)).astype(float)
+        log_days = np.log(0.85) * sicker + d.trust_u["days_referral_to_treatment"][ti, yi] + 0.48 * d.log_days_noise
+        if calibrate:
+            targets = _anchor_logit(OUTCOMES["days_referral_to_treatment"].national, yrs, scale="log")
+            base_mask = (baseline or {}).get("days_mask", days_mask)
+            alphas["days"] = np.array([
+                t - np.median(log_days[base_mask & (yi == j)]) if (base_mask & (yi == j)).any() else 0.0
+                for j, t in enumerate(targets)
+            ])
+        log_days = log_days + alphas["days"][yi] + effects.get("days_referral_to_treatment", 0.0) * effect_weight[cell]
+        days = np.where(days_mask, np.round(np.exp(log_days)), np.nan)
+        y["days_referral_to_treatment"] = days
+        y["treated_within_62d"] = np.where(days_mask, (days <= 62).astype(float), np.nan)
 
-    # survival: Weibull PH, median calibrated per year with no intervention
-    k = 0.8
-    eta_s = _case_mix_eta({kk: v for kk, v in SURVIVAL_EFFECTS.items() if kk != "resection"}, x)
-    eta_s = eta_s + d.trust_u["survival_days"][ti, yi]
-    resected = np.nan_to_num(y["nsclc_resection"]) if baseline is None else np.nan_to_num(baseline["y"]["nsclc_resection"])
-    scaled = (d.survival_e * np.exp(-(eta_s + SURVIVAL_EFFECTS["resection"] * resected))) ** (1.0 / k)
-    if calibrate:
-        med = np.exp(_anchor_logit(OUTCOMES["survival_days"].national, yrs, scale="log"))
-        alphas["survival"] = np.array([m / np.median(scaled[yi == j]) if (yi == j).any() else 1.0 for j, m in enumerate(med)])
-    final_resected = np.nan_to_num(y["nsclc_resection"])
-    lam = alphas["survival"][yi]
-    t = lam * (d.survival_e * np.exp(-(eta_s + SURVIVAL_EFFECTS["resection"] * final_resected
-                                       + effects.get("survival_days", 0.0) * effect_weight))) ** (1.0 / k)
-    entry_day = d.entry_fraction * 365.0
-    follow_up = (years[-1] + 2 - years[yi]) * 365.0 - entry_day
-    y["survival_days"] = np.floor(np.minimum(t, follow_up))
-    y["died"] = (t <= follow_up).astype(float)
+    if want("survival_days"):
+        # survival: Weibull PH, median calibrated per year with no intervention
+        k = 0.8
+        eta_s = _case_mix_eta({kk: v for kk, v in SURVIVAL_EFFECTS.items() if kk != "resection"}, x)
+        eta_s = eta_s + d.trust_u["survival_days"][ti, yi]
+        resected = np.nan_to_num(y["nsclc_resection"]) if baseline is None else np.nan_to_num(baseline["y"]["nsclc_resection"])
+        scaled = (d.survival_e * np.exp(-(eta_s + SURVIVAL_EFFECTS["resection"] * resected))) ** (1.0 / k)
+        if calibrate:
+            med = np.exp(_anchor_logit(OUTCOMES["survival_days"].national, yrs, scale="log"))
+            alphas["survival"] = np.array([m / np.median(scaled[yi == j]) if (yi == j).any() else 1.0 for j, m in enumerate(med)])
+        final_resected = np.nan_to_num(y["nsclc_resection"])
+        lam = alphas["survival"][yi]
+        t = lam * (d.survival_e * np.exp(-(eta_s + SURVIVAL_EFFECTS["resection"] * final_resected
+                                           + effects.get("survival_days", 0.0) * effect_weight[cell]))) ** (1.0 / k)
+        entry_day = d.entry_fraction * 365.0
+        follow_up = (years[-1] + 2 - years[yi]) * 365.0 - entry_day
+        y["survival_days"] = np.floor(np.minimum(t, follow_up))
+        y["died"] = (t <= follow_up).astype(float)
 
     def risk_difference(select: np.ndarray) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
@@ -508,12 +690,22 @@ def _form_pairs(y: dict, trust_idx, year_idx, years, design: StudyDesign, n_pair
     return pair_of_trust, treated_pairs
 
 
-def _assemble(p: dict, o: dict, pair_of_trust, treated_trust) -> pd.DataFrame:
+def trust_labels(n_trusts: int) -> np.ndarray:
+    """The generator's trust identifiers: T001, T002, … (zero-padded so text order is numeric order)."""
+    width = max(3, len(str(n_trusts)))
+    return np.array([f"T{t + 1:0{width}d}" for t in range(n_trusts)])
+
+
+def pair_labels(n_pairs: int) -> np.ndarray:
+    """The generator's pair identifiers: P01, P02, …"""
+    return np.array([f"P{q + 1:02d}" for q in range(n_pairs)])
+
+
+def _assemble(p: dict, o: dict, pair_of_trust, treated_trust, design: StudyDesign) -> pd.DataFrame:
     ti, yi, years = p["trust_idx"], p["year_idx"], p["years"]
     n = len(ti)
-    width = max(3, len(str(len(pair_of_trust))))
-    trust_ids = np.array([f"T{t + 1:0{width}d}" for t in range(len(pair_of_trust))])
-    pair_ids = np.array([f"P{q + 1:02d}" for q in range(pair_of_trust.max() + 1)])
+    trust_ids = trust_labels(len(pair_of_trust))
+    pair_ids = pair_labels(pair_of_trust.max() + 1)
     y = o["y"]
     stage_labels = np.array(["I", "II", "III", "IV"], dtype=object)
     stage = np.where(y["stage_recorded"] == 1, stage_labels[p["stage"]], None)
@@ -523,7 +715,7 @@ def _assemble(p: dict, o: dict, pair_of_trust, treated_trust) -> pd.DataFrame:
         "patient_id": [f"N{i + 1:07d}" for i in range(n)],
         "trust_id": trust_ids[ti],
         "pair_id": pair_ids[pair_of_trust[ti]],
-        "arm": np.where(treated_trust[ti], "intervention", "control"),
+        "arm": np.where(treated_trust[ti], design.intervention_arm, design.control_arm),
         "audit_year": years[yi].astype("int64"),
         "age": p["age"].astype("int64"),
         "sex": np.where(p["x"]["MALE"] == 1, "M", "F"),

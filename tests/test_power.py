@@ -159,6 +159,57 @@ def test_fast_path_equals_public_estimator(reference, estimator):
         assert row["target"] == row["risk_difference"]
 
 
+ARRAY_CASES = [
+    ("active_treatment", "ancova", dict(vcov="CR2", cluster="pair_id", weights="denominator"), SMALL),
+    ("nsclc_resection", "did_aggregate", dict(vcov="CR1", cluster="trust_id", weights=None), SMALL),
+    ("days_referral_to_treatment", "did_twfe", dict(vcov="CR3", cluster=None, weights="denominator"), SMALL),
+    ("days_referral_to_treatment", "ancova", dict(vcov="CR1", cluster="pair_id", weights=None), SMALL),
+    ("ct_before_bronch", "did_twfe", dict(vcov="CR2", cluster="pair_id", weights=None), SMALL),
+    ("sclc_chemo", "ancova", dict(vcov="CR2", cluster="pair_id", weights="denominator"), TINY),  # trusts without SCLC
+]
+
+
+@pytest.mark.equivalence
+@pytest.mark.parametrize(("outcome", "estimator", "options", "volumes"), ARRAY_CASES,
+                         ids=[f"{o}-{e}" for o, e, _, _ in ARRAY_CASES])
+def test_array_path_equals_patient_table_path(outcome, estimator, options, volumes):
+    """String estimators simulate only the outcome and aggregate arrays; the numbers equal the patient-table path."""
+    from rp2pr_eval.inference import power as pw
+    from rp2pr_eval.synthetic import SimulatedTrial, _Settings, _simulate
+
+    cfg, _ = pw._validate(None, outcome, (0.3,), 2, estimator, seed=1, alpha=0.05, target_power=0.8,
+                          common_random_numbers=True, simulate_kwargs=volumes, **options)
+    failures = 0
+    for seed in range(4):
+        effects = {outcome: 0.3}
+        trial = _simulate(np.random.default_rng(seed), cfg.design, effects, _Settings(**volumes), outcomes=(outcome,))
+        assert isinstance(trial, SimulatedTrial) and set(trial.outcomes["y"]) < set(rp.OUTCOMES)
+        frame = rp.simulate_nlca(seed=np.random.default_rng(seed), effects=effects, **volumes)
+        fast, slow = pw._analyse(trial, 0, seed, 0.3, cfg), pw._analyse(frame, 0, seed, 0.3, cfg)
+        assert bool(fast["error"]) == bool(slow["error"]), (fast["error"], slow["error"])
+        failures += bool(fast["error"])
+        for key in ("risk_difference", "estimate", "se", "df", "p_value", "ci_low", "ci_high", "reject", "covered"):
+            assert fast[key] == pytest.approx(slow[key], rel=1e-12, abs=1e-15, nan_ok=True), key
+    if outcome == "sclc_chemo":
+        assert failures > 0  # the failure path is exercised too
+    else:
+        assert failures == 0
+
+
+@pytest.mark.fixture
+def test_trial_panel_names_trusts_without_data():
+    from rp2pr_eval.inference.power import _trial_panel
+    from rp2pr_eval.synthetic import _Settings, _simulate
+
+    design = rp.StudyDesign()
+    trial = _simulate(3, design, {}, _Settings(**SMALL), outcomes=("active_treatment",))
+    assert len(_trial_panel(trial, "active_treatment", "period", design)) == 2 * 80
+    y = trial.outcomes["y"]["active_treatment"]
+    y[(trial.trust_idx == 4) & np.isin(trial.years[trial.year_idx], design.post_years)] = np.nan
+    with pytest.raises(DataError, match=r"trust\(s\) T005 have no eligible 'active_treatment' patients in the post years"):
+        _trial_panel(trial, "active_treatment", "period", design)
+
+
 @pytest.mark.equivalence
 def test_callable_estimator_matches_string_path(reference):
     res = power_simulation(**REF_ARGS, estimator=functools.partial(rp.ancova, vcov="CR2"), backend="serial")

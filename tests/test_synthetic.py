@@ -167,3 +167,51 @@ def test_bundled_data_loads_with_truth(bundled_patients):
     truth = bundled_patients.attrs["truth"]
     assert truth["effects"]["active_treatment"] == 0.3 and truth["effects"]["sclc_chemo"] == 0.0
     assert bundled_patients["trust_id"].nunique() == 80
+
+
+@pytest.mark.fixture
+@pytest.mark.parametrize("outcome", ["mdt_discussed", "nsclc_resection", "sclc_chemo", "ct_before_bronch",
+                                     "days_referral_to_treatment", "treated_within_62d", "survival_days"])
+def test_one_outcome_simulation_equals_the_full_table(outcome):
+    """The power simulation's generator path (one outcome, same random numbers) gives simulate_nlca's column."""
+    from rp2pr_eval.synthetic import _Settings, _simulate
+
+    planted = "days_referral_to_treatment" if outcome == "treated_within_62d" else outcome
+    effects = {planted: 0.4, "active_treatment": 0.2}
+    kwargs = {"volume_median": 60, "volume_clip": (30, 120), "n_pairs": 12, "n_treated_pairs": 5}
+    full = rp.simulate_nlca(seed=21, effects=effects, **kwargs)
+    trial = _simulate(21, None, effects, _Settings(**kwargs), outcomes=(outcome,))
+    assert "cns_seen" not in trial.outcomes["y"]  # the other outcomes were not simulated
+    want = full[outcome].to_numpy(dtype=float, na_value=np.nan)
+    np.testing.assert_array_equal(trial.outcomes["y"][outcome], want)
+    if outcome == "survival_days":
+        np.testing.assert_array_equal(trial.outcomes["y"]["died"], full["died"].to_numpy(dtype=float))
+    assert trial.truth["risk_difference"].get(outcome) == full.attrs["truth"]["risk_difference"].get(outcome)
+    assert trial.truth["pairs"] == full.attrs["truth"]["pairs"]
+    with pytest.raises(rp.ParameterError, match="unknown outcome"):
+        _simulate(21, None, {}, _Settings(**kwargs), outcomes=("no_such",))
+
+
+@pytest.mark.fixture
+def test_calibration_hits_the_target_rate_with_recording_and_cap():
+    """α per year solves mean(recorded × expit(α + η)) = target (capped at 0.999 × the recorded share)."""
+    from scipy.special import expit
+
+    from rp2pr_eval.synthetic import _calibrate
+
+    rng = np.random.default_rng(4)
+    key_year = np.repeat(np.arange(3), 50)
+    eta = rng.normal(0, 1.5, 150)
+    count = rng.integers(0, 6, 150)
+    count[key_year == 2] = 0                                   # a year without eligible patients
+    recorded = np.minimum(count, rng.integers(0, 6, 150)).astype(float)
+    targets = np.array([0.3, 0.95, 0.5])                      # 0.95 exceeds the recorded share in year 1
+    alpha = _calibrate(eta, key_year, targets, count, recorded)
+    for j in range(2):
+        sel = key_year == j
+        share = recorded[sel].sum() / count[sel].sum()
+        goal = min(targets[j], 0.999 * share)
+        achieved = (recorded[sel] * expit(alpha[j] + eta[sel])).sum() / count[sel].sum()
+        assert achieved == pytest.approx(goal, abs=1e-13)
+    assert 0.999 * recorded[key_year == 1].sum() / count[key_year == 1].sum() < 0.95
+    assert alpha[2] == 0.0
