@@ -164,3 +164,22 @@ def test_panel_rules(patients):
         rp.validate_panel(bad)
     with pytest.raises(rp.DataError, match=r"lacks column\(s\) \['numerator'\]"):
         rp.validate_panel(panel.drop(columns="numerator"))
+
+
+@pytest.mark.fixture
+def test_large_table_rules_checked_on_distinct_values_still_name_the_row(bundled_patients):
+    """Large tables check label columns on their distinct values first; a bad value is still found and named."""
+    big = bundled_patients
+    assert len(big) > 100_000
+    bad_stage = big.copy()
+    bad_stage.loc[bad_stage.index[70_000], "stage"] = "V"
+    with pytest.raises(rp.DataError, match=r"column 'stage' has invalid values at row 70000 \(trust T\d+\): 'V'"):
+        rp.validate_patients(bad_stage)
+    blank = big.copy()
+    blank.loc[blank.index[5], "pair_id"] = "  "
+    with pytest.raises(rp.DataError, match=r"column 'pair_id' has empty identifiers at row 5"):
+        rp.validate_patients(blank)
+    arm = big.copy()
+    arm.loc[arm.index[9], "arm"] = "Intervention"
+    with pytest.raises(rp.DataError, match=r"column 'arm' has invalid values at row 9"):
+        rp.validate_patients(arm)

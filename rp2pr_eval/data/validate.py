@@ -79,6 +79,17 @@ def _as_numeric(df: pd.DataFrame, column: str, *, integer: bool) -> np.ndarray:
     return values
 
 
+def _all_values_ok(s: pd.Series, ok, max_unique: int = 1000) -> bool:
+    """True if every distinct non-missing value passes ``ok`` (checked on the distinct values of a
+    low-cardinality column; ``False`` means "check row by row", not "invalid")."""
+    if len(s) <= max_unique:
+        return False
+    values = s.unique()
+    if len(values) > max_unique:
+        return False
+    return all(ok(v) for v in values if not pd.isna(v))
+
+
 def _check_column(df: pd.DataFrame, column: str) -> None:
     rule = COLUMN_RULES[column]
     s = df[column]
@@ -91,12 +102,16 @@ def _check_column(df: pd.DataFrame, column: str) -> None:
     if rule.kind == "string":
         if not _is_text(s):
             raise DataError(f"column {column!r} must hold text identifiers, got dtype {s.dtype}; expected {rule.expected}")
+        if column != "patient_id" and _all_values_ok(s, lambda v: str(v).strip() != ""):  # ids: all distinct
+            return
         empty = (s.astype(str).str.strip() == "").to_numpy() & ~missing
         if empty.any():
             raise DataError(f"column {column!r} has empty identifiers at {_rows_message(df, empty, column)}")
     elif rule.kind == "category":
         if not _is_text(s):
             raise DataError(f"column {column!r} must hold text labels ({rule.expected}), got dtype {s.dtype}")
+        if _all_values_ok(s, lambda v: v in rule.values):
+            return
         bad = ~s.isin(rule.values).to_numpy() & ~missing
         if bad.any():
             raise DataError(f"column {column!r} has invalid values at {_rows_message(df, bad, column)}; expected {rule.expected}")
@@ -131,7 +146,7 @@ def _check_structure(df: pd.DataFrame, design: StudyDesign) -> None:
         ids = pd.unique(df["patient_id"][dup])
         raise DataError(f"column 'patient_id' has duplicated ids: {_first(ids)}; expected one row per patient")
     arms = set(design.arms)
-    bad_arm = ~df["arm"].isin(arms).to_numpy()
+    bad_arm = np.zeros(len(df), dtype=bool) if _all_values_ok(df["arm"], lambda v: v in arms) else ~df["arm"].isin(arms).to_numpy()
     if bad_arm.any():
         raise DataError(
             f"column 'arm' has labels outside the design's arms {sorted(arms)} at {_rows_message(df, bad_arm, 'arm')}"
