@@ -34,6 +34,14 @@ true marginal risk difference among post-period intervention patients.
 
 Written here rather than taken from a library: no package simulates
 audit-shaped, pair-randomised patient data with these features.
+
+Implementation: every random number is drawn up front in a fixed order, so
+simulating a subset of the outcomes (``_simulate(..., outcomes=...)``, used by
+the power simulation) gives exactly the columns the full table has for the
+same seed.  Patients of one trust-year with the same case-mix indicators share
+the linear predictor, so each binary outcome's predictor, year calibration
+(safeguarded Newton, all years at once) and probabilities are computed per
+(trust-year, pattern) key and gathered per patient.
 """
 from __future__ import annotations
 
