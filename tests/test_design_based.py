@@ -78,6 +78,12 @@ def test_wild_bootstrap_front_end(small_patients):
         rp.wild_cluster_bootstrap(small_patients, "active_treatment", weights="normal")
     with pytest.raises(ValueError, match="supports did_aggregate, ancova, did_twfe"):
         rp.wild_cluster_bootstrap(small_patients, "active_treatment", rp.did_logistic)
+    wcu = rp.wild_cluster_bootstrap(small_patients, "active_treatment", n_boot=999, weights="webb", seed=2, null=False)
+    assert wcu.estimate == e.estimate and wcu.se == e.se and wcu.vcov.startswith("WCU")
+    assert wcu.details["null_imposed"] is False and e.details["null_imposed"] is True
+    assert wcu.p_value != e.p_value and wcu.ci_low < wcu.estimate < wcu.ci_high
+    with pytest.raises(ValueError, match="null must be True"):
+        rp.wild_cluster_bootstrap(small_patients, "active_treatment", null="no")
 
 
 # ---------------------------------------------------------------- multiplicity

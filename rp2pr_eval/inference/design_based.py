@@ -167,7 +167,7 @@ def wild_cluster_bootstrap(
     weight_matrix: np.ndarray | None = None,
     level: float = 0.95,
 ) -> Effect:
-    r"""Restricted wild cluster bootstrap-t (WCR) by pair, with a confidence interval by test inversion.
+    r"""Wild cluster bootstrap-t by pair (restricted, WCR, by default), with a confidence interval by test inversion.
 
     Imposes the null (treated:post = 0), draws cluster-level weights
     (``weights``: Rademacher ±1, Mammen two-point, Webb six-point), and refers
@@ -186,8 +186,11 @@ def wild_cluster_bootstrap(
     weights
         Bootstrap weight distribution (the regression weights are ``regression_weights``).
     null
-        ``True``: restricted bootstrap (WCR), the only variant offered, which
-        has the better size with few clusters (Cameron, Gelbach & Miller 2008).
+        ``True`` (default): restricted bootstrap (WCR), which has the better
+        size with few clusters (Cameron, Gelbach & Miller 2008; MacKinnon &
+        Webb 2018).  ``False``: unrestricted (WCU) — draws from the unrestricted
+        residuals, t* centred at the estimate, symmetric percentile-t interval
+        (see :func:`~rp2pr_eval.inference.wild.wild_cluster_bootstrap_linear`).
     weight_matrix
         (n_boot, G) weights to share across outcomes (columns in sorted cluster order).
 
@@ -204,8 +207,8 @@ def wild_cluster_bootstrap(
     Webb (2023) Can J Econ. Stata ``boottest``; R ``fwildclusterboot::boottest``.
     """
     check_option("weights", weights, BootWeights)
-    if null is not True:
-        raise ValueError("null=False (unrestricted WCU) is not offered: use the restricted bootstrap, null=True")
+    if not isinstance(null, bool):
+        raise ValueError(f"null must be True (restricted, WCR) or False (unrestricted, WCU), got {null!r}")
     if cluster is None:
         raise ValueError("the wild cluster bootstrap needs a cluster column, e.g. 'pair_id'")
     name = _estimator_name(estimator)
@@ -214,16 +217,18 @@ def wild_cluster_bootstrap(
     spec = linear_spec(patients, outcome, name, design=design, cluster=cluster, weights=regression_weights)
     res = wild_cluster_bootstrap_linear(spec.X, spec.y, coef_index=spec.coef_index, cluster=spec.cluster,
                                         weights=spec.weights, n_boot=n_boot, boot_weights=weights,
-                                        weight_matrix=weight_matrix, seed=seed, level=level, ci=True)
+                                        weight_matrix=weight_matrix, seed=seed, level=level, ci=True, null=null)
     n_clusters = int(res.n_clusters)
+    variant = "WCR" if null else "WCU"
     return Effect(
         outcome=outcome, estimator=f"{name}+wild", estimand=f"{name} estimate, wild cluster bootstrap-t inference",
         scale=scale_of(resolve_outcome(patients, outcome), "mean_log"),
         estimate=res.estimate, se=res.se, ci_low=res.ci_low, ci_high=res.ci_high, p_value=res.p_value, df=None,
         n_obs=len(spec.y), n_trusts=int(spec.trust.max() + 1), n_clusters=n_clusters, cluster=cluster,
-        vcov=f"WCR bootstrap-t ({weights}, {res.n_boot})", level=level,
+        vcov=f"{variant} bootstrap-t ({weights}, {res.n_boot})", level=level,
         details={"t_stat": res.t_stat, "p_value_equal_tail": res.p_value_equal_tail, "n_boot": res.n_boot,
-                 "boot_weights": weights, "h0": res.h0, "regression_weights": regression_weights},
+                 "boot_weights": weights, "h0": res.h0, "regression_weights": regression_weights,
+                 "null_imposed": null},
     )
 
 

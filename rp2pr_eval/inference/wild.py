@@ -219,8 +219,9 @@ def wild_cluster_bootstrap_linear(
     level: float = 0.95,
     ci: bool = True,
     small_sample: bool = True,
+    null: bool = True,
 ) -> WildBootstrapResult:
-    r"""Restricted wild cluster bootstrap-t test and confidence interval for one coefficient.
+    r"""Wild cluster bootstrap-t test and confidence interval for one coefficient (restricted by default).
 
     Method (WCR, Cameron, Gelbach & Miller 2008; vectorised as in Roodman et
     al. 2019).  Work in the weighted space ``X̃ = W^{1/2}X``, ``ỹ = W^{1/2}y``
@@ -294,6 +295,16 @@ def wild_cluster_bootstrap_linear(
     small_sample
         Apply the CR1 factor ``m`` (it changes ``se`` but not the p-values
         or interval, which are invariant to a common scale).
+    null
+        ``True`` (default): restricted bootstrap (WCR), steps 2–5 above.
+        ``False``: unrestricted bootstrap (WCU): the draws use the unrestricted
+        residuals, ``y* = X̃β̂ + v_{b,g(i)} û_i``, and ``t*_b = (β*_bj − β̂_j)/√V*_b,jj``
+        (the same algebra with ``ũ`` replaced by ``û``).  Its distribution does
+        not depend on ``h0``, so the interval is the symmetric percentile-t
+        interval ``β̂ ∓ |t*|_{(k)}·se``, which is also where the symmetric
+        p-value crosses ``1 − level``.  WCR has the better size with few
+        clusters; WCU is what ``boottest ..., nonull`` and
+        ``fwildclusterboot::boottest(impose_null = FALSE)`` compute.
 
     Returns
     -------
@@ -365,8 +376,12 @@ def wild_cluster_bootstrap_linear(
 
     # 2. restricted residuals, affine in the null value: ũ(h) = u0 + (h - h0)·u1.
     # FWL: M_{-j} x̃_j = X̃ a / a_j, so M_{-j} v = M v + β̂_j(v) · X̃ a / a_j.
-    u1 = -xa / a[j]
-    u0 = u_hat - (estimate - h0) * u1
+    if null:
+        u1 = -xa / a[j]
+        u0 = u_hat - (estimate - h0) * u1
+    else:  # WCU: unrestricted residuals, centred at the estimate; nothing depends on h0
+        u1 = np.zeros_like(u_hat)
+        u0 = u_hat
 
     # 3. cluster-level quantities
     S0 = cluster_sum(Xw * u0[:, None])                         # (G, K)
@@ -432,12 +447,17 @@ def wild_cluster_bootstrap_linear(
     p_sym, p_eq = _two_sided_p(t_stat, t_draws)
 
     ci_low = ci_high = math.nan
-    if ci:
+    k = int(math.ceil((1.0 - level) * n_boot - 1e-9))
+    if ci and not null:
+        abs_sorted = np.sort(np.abs(t_draws))[::-1]
+        q = float(abs_sorted[k - 1]) if 1 <= k <= n_boot else math.inf
+        ci_low, ci_high = estimate - q * se, estimate + q * se
+    elif ci:
         crit = float(stats.t.ppf(1.0 - (1.0 - level) / 2.0, n_clusters - 1))
         ci_low, ci_high = _invert_symmetric_test(
             lambda h: abs(estimate - h) / se,
             lambda h: t_star(h - h0),
-            k=int(math.ceil((1.0 - level) * n_boot - 1e-9)),
+            k=k,
             estimate=estimate,
             width=crit * se,
         )
