@@ -28,7 +28,6 @@ if "--blas-default" not in sys.argv:  # must happen before numpy is imported
         os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -38,19 +37,12 @@ import statsmodels.api as sm  # noqa: E402
 import rp2pr_eval as rp  # noqa: E402
 from rp2pr_eval.did import linear_spec  # noqa: E402
 from rp2pr_eval.inference.randomisation import pair_assignments  # noqa: E402
+from _common import load, timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ESTIMATORS = {"did_aggregate": rp.did_aggregate, "ancova": rp.ancova, "did_twfe": rp.did_twfe}
 
 
-def timed(fn, repeat: int) -> tuple[float, float]:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times)
 
 
 def refit_loop_seconds(patients, outcome: str, estimator: str, draws: int) -> float:
@@ -64,11 +56,6 @@ def refit_loop_seconds(patients, outcome: str, estimator: str, draws: int) -> fl
     return (time.perf_counter() - t0) / draws * 10_000
 
 
-def load() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:  # pragma: no cover
-        return "n/a"
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 from rp2pr_eval import simulate_nlca  # noqa: E402
 from rp2pr_eval.inference.power import _fit_linear, _validate, power_simulation  # noqa: E402
 from rp2pr_eval.synthetic import _Settings, _simulate  # noqa: E402
+from _common import load  # noqa: E402
 
 # Functions of rp2pr_eval whose cumulative time is reported (file suffix, function name).
 SIM_PHASES = [
@@ -56,11 +57,6 @@ FIT_PHASES = [
 ]
 
 
-def load() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:  # pragma: no cover - not on Linux/macOS
-        return "n/a"
 
 
 def phase_table(stats: pstats.Stats, phases, n: int, total_key) -> None:

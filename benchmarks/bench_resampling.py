@@ -28,7 +28,6 @@ if "--blas-default" not in sys.argv:  # must happen before numpy is imported
         os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -42,6 +41,7 @@ from rp2pr_eval.inference.randomisation import (  # noqa: E402
     randomisation_test_linear,
 )
 from rp2pr_eval.inference.wild import bootstrap_weights, wild_cluster_bootstrap_linear  # noqa: E402
+from _common import timed  # noqa: E402
 
 N_PAIRS, N_TREATED = 40, 15
 
@@ -63,14 +63,6 @@ def simulate(seed: int = 1, n_periods: int = 2):
     return dict(y=rate, w=denom, pair=pair, trust=trust, period=period, post=post, obs=obs)
 
 
-def timed(fn, repeat):
-    fn()  # warm-up (BLAS threads, caches)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times)
 
 
 def loop_ri(d, X_of, A, cov):
