@@ -353,6 +353,7 @@ _NEEDS = {
     "days_referral_to_treatment": ("active_treatment",),
     "treated_within_62d": ("days_referral_to_treatment",),
     "survival_days": ("nsclc_resection",),
+    "died": ("survival_days",),                 # generated with survival_days (a possible pairing indicator)
 }
 
 

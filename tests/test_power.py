@@ -365,3 +365,18 @@ def test_bad_client_type_and_analytic_arguments():
         interpolate_mde([0, 1], [0.1, 0.9], target_power=2)
     with pytest.raises(ParameterError, match="same"):
         interpolate_mde([0, 1], [0.1])
+
+
+@pytest.mark.equivalence
+@pytest.mark.parametrize("design", [rp.StudyDesign(intervention_arm="ILCOP", control_arm="usual care"),
+                                    rp.StudyDesign(pairing_indicators=("died", "active_treatment"))],
+                         ids=["arm-labels", "died-pairing"])
+def test_fast_and_callable_paths_agree_for_other_designs(design):
+    """Design arm labels and a non-registry pairing indicator behave the same on both paths."""
+    args = dict(design=design, outcome="active_treatment", effects=(0.3,), n_sims=3, seed=5,
+                simulate_kwargs=SMALL, backend="serial")
+    fast = power_simulation(**args, estimator="ancova")
+    slow = power_simulation(**args, estimator=functools.partial(rp.ancova, design=design, vcov="CR2"))
+    assert fast.frame["n_failed"].tolist() == slow.frame["n_failed"].tolist() == [0]
+    for key in ("estimate", "se", "p_value", "risk_difference"):
+        np.testing.assert_allclose(fast.simulations[key], slow.simulations[key], rtol=1e-10)

@@ -183,3 +183,29 @@ def test_large_table_rules_checked_on_distinct_values_still_name_the_row(bundled
     arm.loc[arm.index[9], "arm"] = "Intervention"
     with pytest.raises(rp.DataError, match=r"column 'arm' has invalid values at row 9"):
         rp.validate_patients(arm)
+
+
+@pytest.mark.fixture
+def test_large_panel_with_a_missing_arm_names_the_trust(bundled_patients):
+    """A stacked panel of many outcomes (> 1000 rows) with one trust's arm missing is refused by name."""
+    binaries = [n for n, e in rp.OUTCOMES.items() if e.kind == "binary"]
+    panel = pd.concat([rp.trust_panel(bundled_patients, o, "audit_year") for o in binaries], ignore_index=True)
+    assert len(panel) > 1000
+    rp.validate_panel(panel)
+    trust = panel["trust_id"].iloc[0]
+    gap = panel.assign(arm=panel["arm"].where(panel["trust_id"] != trust, None))
+    with pytest.raises(rp.DataError, match=rf"column 'arm' has labels outside the design's arms .*\(trust {trust}\): (None|nan)"):
+        rp.validate_panel(gap)
+
+
+@pytest.mark.fixture
+def test_arm_labels_come_from_the_design():
+    """DATA_CONTRACT §3: the design names the arm labels; tables using them validate and analyse."""
+    design = rp.StudyDesign(intervention_arm="ILCOP", control_arm="usual care")
+    patients = rp.simulate_nlca(seed=3, design=design, n_pairs=8, n_treated_pairs=3, volume_median=60,
+                                volume_clip=(30, 120))
+    assert set(patients["arm"]) == {"ILCOP", "usual care"}
+    rp.validate_patients(patients, design=design)
+    assert np.isfinite(rp.ancova(patients, "active_treatment", design=design).estimate)
+    with pytest.raises(rp.DataError, match=r"column 'arm' has invalid values .*expected 'intervention' or 'control'"):
+        rp.validate_patients(patients)  # the default design's labels

@@ -7,6 +7,7 @@ given.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Iterable
 
@@ -79,19 +80,23 @@ def _as_numeric(df: pd.DataFrame, column: str, *, integer: bool) -> np.ndarray:
     return values
 
 
-def _all_values_ok(s: pd.Series, ok, max_unique: int = 1000) -> bool:
-    """True if every distinct non-missing value passes ``ok`` (checked on the distinct values of a
-    low-cardinality column; ``False`` means "check row by row", not "invalid")."""
+def _all_values_ok(s: pd.Series, ok, max_unique: int = 1000, *, allow_missing: bool = True) -> bool:
+    """True if every distinct value passes ``ok`` (checked on the distinct values of a low-cardinality
+    column; missing values pass only if ``allow_missing``).  ``False`` means "check row by row", not "invalid"."""
     if len(s) <= max_unique:
         return False
     values = s.unique()
     if len(values) > max_unique:
         return False
-    return all(ok(v) for v in values if not pd.isna(v))
+    return all((allow_missing if pd.isna(v) else ok(v)) for v in values)
 
 
-def _check_column(df: pd.DataFrame, column: str) -> None:
+def _check_column(df: pd.DataFrame, column: str, design: StudyDesign | None = None) -> None:
     rule = COLUMN_RULES[column]
+    if column == "arm" and design is not None and tuple(design.arms) != tuple(rule.values):
+        # the design names the arm labels (DATA_CONTRACT §3); the contract's are the default
+        rule = dataclasses.replace(rule, values=tuple(design.arms),
+                                   expected=" or ".join(repr(a) for a in design.arms))
     s = df[column]
     missing = s.isna().to_numpy()
     if missing.any() and not rule.nullable:
@@ -146,7 +151,10 @@ def _check_structure(df: pd.DataFrame, design: StudyDesign) -> None:
         ids = pd.unique(df["patient_id"][dup])
         raise DataError(f"column 'patient_id' has duplicated ids: {_first(ids)}; expected one row per patient")
     arms = set(design.arms)
-    bad_arm = np.zeros(len(df), dtype=bool) if _all_values_ok(df["arm"], lambda v: v in arms) else ~df["arm"].isin(arms).to_numpy()
+    if _all_values_ok(df["arm"], lambda v: v in arms, allow_missing=False):
+        bad_arm = np.zeros(len(df), dtype=bool)
+    else:
+        bad_arm = ~df["arm"].isin(arms).to_numpy()  # a missing arm is not one of the design's arms
     if bad_arm.any():
         raise DataError(
             f"column 'arm' has labels outside the design's arms {sorted(arms)} at {_rows_message(df, bad_arm, 'arm')}"
@@ -154,6 +162,9 @@ def _check_structure(df: pd.DataFrame, design: StudyDesign) -> None:
     t_code, t_lab = pd.factorize(df["trust_id"], sort=True)
     p_code, p_lab = pd.factorize(df["pair_id"], sort=True)
     a_code, _ = pd.factorize(df["arm"], sort=True)
+    for column, code in (("trust_id", t_code), ("pair_id", p_code)):  # callers check these first; be safe
+        if (code < 0).any():
+            raise DataError(f"column {column!r} has missing values at {_rows_message(df, code < 0, column)}")
     n_t, n_p, n_a = len(t_lab), len(p_lab), int(a_code.max()) + 1
     # distinct (trust, pair, arm) combinations: one per trust if the table is valid
     combo = np.unique((t_code.astype(np.int64) * n_p + p_code) * n_a + a_code)
@@ -254,10 +265,10 @@ def validate_patients(
             f"required column(s) {missing} missing from the patient table; it has {list(patients.columns)[:12]}"
         )
     for column in REQUIRED_COLUMNS:
-        _check_column(patients, column)
+        _check_column(patients, column, design)
     for column in COLUMN_RULES:
         if column not in REQUIRED_COLUMNS and column in patients.columns:
-            _check_column(patients, column)
+            _check_column(patients, column, design)
     for name, entry in OUTCOMES.items():
         if name in patients.columns and entry.kind == "binary" and name not in COLUMN_RULES:
             values = _as_numeric(patients, name, integer=False)
