@@ -32,6 +32,7 @@ def gee_logistic(
     cluster: str | None = "pair_id",
     cov_struct: str = "exchangeable",
     vcov: str = "mancl_derouen",
+    rho: str | float = "iterate",
     level: float = 0.95,
 ) -> Effect:
     r"""Population-averaged logistic DiD by GEE, clustered on the pair, with the Mancl–DeRouen sandwich.
@@ -45,6 +46,16 @@ def gee_logistic(
     mean-model parameters.  The estimate is the treated:post population-averaged
     log odds ratio; ``details["odds_ratio"]`` and the marginal standardised
     ``details["risk_difference"]`` (delta method) as for ``did_logistic``.
+
+    ``rho`` (exchangeable only): ``"iterate"`` (default) solves the estimating
+    equations and the moment estimator of the correlation jointly, as geepack
+    does.  With pair clusters of thousands of patients that joint solution
+    often does not exist (the correlation grows at every update; see
+    docs/methods/gee.md); the fit then holds ρ at its one-step estimate (the
+    moment estimator at the independence fit) and warns
+    (:class:`~rp2pr_eval.gee_core.GeeConvergenceWarning`) — still a valid GEE
+    with a valid sandwich, recorded in ``details["rho_method"]``.
+    ``"one-step"`` asks for that estimate directly; a number fixes ρ.
 
     References
     ----------
@@ -64,7 +75,7 @@ def gee_logistic(
     X, names = _patient_design(prep, covariates)
     groups = prep.cluster_codes()
     cells = (prep.rows["arm"].astype(str) + "/" + prep.rows["period"].astype(str)).to_numpy()
-    fit = fit_gee_logit(X, y, groups, cov_struct=cov_struct, vcov=vcov, names=names, cells=cells)
+    fit = fit_gee_logit(X, y, groups, cov_struct=cov_struct, vcov=vcov, names=names, cells=cells, rho=rho)
     j = names.index("treated:post")
     est, se, df = float(fit.coef[j]), float(fit.se[j]), float(fit.df)
     if df < 1:
@@ -81,6 +92,7 @@ def gee_logistic(
         "se_robust": float(np.sqrt(fit.vcov_robust[j, j])),
         "se_mancl_derouen": float(np.sqrt(fit.vcov_mancl_derouen[j, j])),
         "working_corr": float(fit.working_corr),
+        "rho_method": fit.rho_method,
         "cov_struct": cov_struct,
         "converged": bool(fit.converged),
         "covariates": list(covariates or []),
@@ -94,16 +106,22 @@ def gee_logistic(
 
 
 def gee_logistic_with_fallback(patients: pd.DataFrame, outcome: str, **kwargs) -> Effect:
-    """Exchangeable :func:`gee_logistic`, or the independence working model when exchangeable has no
-    solution (the working correlation runs away with pair clusters of thousands of patients) or stalls;
-    the reason is recorded in ``details["fallback"]``.  Used by the batch and by ``validate-methods``."""
+    """Exchangeable :func:`gee_logistic` with the iterated ρ, or the independence working model when that
+    has no solution (the working correlation runs away with pair clusters of thousands of patients; the
+    public function would hold ρ at its one-step value) or stalls; the reason is recorded in
+    ``details["fallback"]``.  Used by the batch and by ``validate-methods``, whose Monte Carlo
+    properties are those of this rule (docs/methods/validation.md)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GeeConvergenceWarning)  # handled below by the fallback
             effect = gee_logistic(patients, outcome, cov_struct="exchangeable", **kwargs)
-        if effect.details.get("converged", True):
+        if not effect.details.get("converged", True):
+            reason = "exchangeable GEE did not converge"
+        elif effect.details.get("rho_method") == "one-step (no joint solution)":
+            reason = ("exchangeable failed: the working correlation keeps growing with every update "
+                      "(no joint solution of the estimating equations and the moment estimator of rho)")
+        else:
             return effect
-        reason = "exchangeable GEE did not converge"
     except DataError as exc:
         reason = f"exchangeable failed: {str(exc).splitlines()[0][:200]}"
     return gee_logistic(patients, outcome, cov_struct="independence", **kwargs).with_details(fallback=reason)

@@ -61,12 +61,17 @@ accelerates (0.05, 0.2) until the coefficients overflow to NaN. Diagnosis:
 Hence: the solver below (Fisher scoring from the independence fit, step
 halving, an affine-invariant convergence test) reproduces geepack where a
 solution exists, and recognises the run-away within ~20 updates (17 and
-0.2 s CPU on the bundled data) and raises
-DataError, instead of returning overflowed numbers;
-``analysis._gee_with_fallback`` then reports the independence fit with the
-reason. No choice of algorithm can make the exchangeable fit "converge" on
-such data: a different estimand would be needed (e.g. rho fixed in advance,
-or estimated differently), which is a methods decision, not a numerical one.
+0.2 s CPU on the bundled data) instead of returning overflowed numbers.
+No choice of algorithm can make the iterated exchangeable fit "converge" on
+such data; what can be done is to estimate rho differently.  With the default
+``rho="iterate"`` the fit then holds rho at its one-step estimate (the moment
+estimator at the independence fit, the first value of the alternation) and
+warns: any consistent rho leaves the GEE estimator of beta consistent and the
+sandwich valid (Liang & Zeger 1986), so this is a legitimate GEE, only not
+the fully iterated one.  ``rho="one-step"`` asks for it directly and a number
+fixes rho (Stata ``corr(fixed ...)``).  The batch
+(``gee.gee_logistic_with_fallback``) still reports the independence fit in
+that case, as validated in docs/methods/validation.md.
 """
 from __future__ import annotations
 
@@ -122,7 +127,14 @@ class GeeFit:
     vcov_type : {"mancl_derouen", "robust"}
         Which sandwich ``vcov`` holds.
     working_corr : float
-        Estimated exchangeable correlation ``rho`` (0.0 for independence).
+        Exchangeable correlation ``rho`` used (0.0 for independence).
+    rho_method : str
+        How ``rho`` was obtained: ``"iterated"`` (joint solution of the
+        estimating equations and the moment estimator), ``"one-step"``
+        (moment estimator at the independence fit, held fixed),
+        ``"one-step (no joint solution)"`` (the iteration ran away, see
+        :func:`fit_gee_logit`), ``"fixed"`` (given by the caller) or
+        ``"none"`` (independence).
     converged : bool
         Whether the GEE iteration met the tolerance.
     n_iter : int
@@ -149,6 +161,7 @@ class GeeFit:
     n_iter: int
     vcov_robust: np.ndarray
     vcov_mancl_derouen: np.ndarray
+    rho_method: str = "iterated"
 
     @property
     def tvalues(self) -> np.ndarray:
@@ -189,6 +202,7 @@ def fit_gee_logit(
     cells=None,
     max_iter: int = 100,
     tol: float = 1e-8,
+    rho: str | float = "iterate",
 ) -> GeeFit:
     r"""Fit a logistic GEE and compute the robust and Mancl–DeRouen sandwiches.
 
@@ -213,6 +227,13 @@ def fit_gee_logit(
         then be infinite.
     max_iter : int
         Maximum number of GEE coefficient updates (after the independence start).
+    rho : {"iterate", "one-step"} or float
+        Exchangeable only.  ``"iterate"`` (default, as geepack): alternate the
+        moment estimator of rho and the estimating equations to their joint
+        solution, falling back to the one-step rho with a warning when there is
+        none.  ``"one-step"``: rho = the moment estimator at the independence
+        fit, held fixed.  A number: a fixed working correlation inside
+        ``(-1/(n_max-1), 1)``.
     tol : float
         Convergence when the scaled norm :math:`\sqrt{U^\top \mathcal I^{-1} U}`
         of the estimating function :math:`U = \sum_i D_i^\top V_i^{-1}(y_i-\mu_i)`
@@ -231,9 +252,7 @@ def fit_gee_logit(
         within a cell; ``G <= p`` clusters; collinear or all-zero columns;
         (quasi-)separation (fitted probabilities numerically 0 or 1) or a failed
         fit; exchangeable ``rho`` outside ``(-1/(n_max-1), 1)`` (working
-        correlation not positive definite); exchangeable ``rho`` running away
-        (no joint solution of the estimating equations and the moment
-        estimator, typical of clusters of thousands); a cluster with leverage
+        correlation not positive definite); a cluster with leverage
         1 when ``vcov="mancl_derouen"``.
     ValueError
         Invalid option values.
@@ -244,7 +263,10 @@ def fit_gee_logit(
         Iteration limit reached, or no step-halved step reduces the estimating
         function (the result has ``converged=False``); or, with
         ``vcov="robust"``, a cluster with leverage 1 (``vcov_mancl_derouen`` is
-        then all NaN).
+        then all NaN); or, with ``rho="iterate"``, the exchangeable ``rho``
+        running away (no joint solution of the estimating equations and the
+        moment estimator, typical of clusters of thousands): rho is then held
+        at its one-step estimate (``rho_method="one-step (no joint solution)"``).
 
     Notes
     -----
@@ -284,12 +306,14 @@ def fit_gee_logit(
     and :math:`\hat\rho` refreshed. Unlike the Euclidean norm of :math:`U`
     (statsmodels' test) it does not depend on the units of the covariates
     (age in years inflates the Euclidean norm ~45-fold) or on :math:`N`.
-    The exchangeable fit raises DataError when :math:`\hat\rho` runs away:
+    The iterated exchangeable fit stops when :math:`\hat\rho` runs away:
     over the last 6 updates it rose every time with non-shrinking increments
     (the last above 1% of :math:`\hat\rho`) and ended above 3 times its
     independence-fit value. There is then no fixed point to approach (see
     the module docstring); in 60 simulated ILCOP-shaped fits the rule fired
-    exactly where the undetected iteration stalls without converging.
+    exactly where the undetected iteration stalls without converging. The
+    fit is then redone with :math:`\rho` held at its one-step value, with a
+    warning.
 
     **Per-cluster summaries.** With :math:`\tilde X_i = A_i^{1/2} X_i`,
     :math:`t_i = \tilde X_i^\top \mathbf 1` and, by Sherman–Morrison,
@@ -367,7 +391,8 @@ def fit_gee_logit(
     sizes = np.bincount(codes, minlength=n_clusters)
     bounds = np.concatenate(([0], np.cumsum(sizes)))
 
-    beta, rho, converged, n_iter, norm, stalled = _fit_gee(Xa, ya, sizes, cov_struct, max_iter, tol)
+    beta, rho, converged, n_iter, norm, stalled, rho_method = _fit_with_rho(Xa, ya, sizes, cov_struct, max_iter,
+                                                                            tol, rho)
     if not converged:
         where = (
             f"stopped after {n_iter} iterations: no step along the Fisher-scoring direction "
@@ -407,6 +432,7 @@ def fit_gee_logit(
         cov_struct=cov_struct,
         vcov_type=vcov,
         working_corr=float(rho),
+        rho_method=rho_method,
         converged=bool(converged),
         n_iter=int(n_iter),
         vcov_robust=_readonly(vc_robust),
@@ -614,6 +640,47 @@ def _fit_gee(X, y, sizes, cov_struct, max_iter, tol, _trace=None, _fixed_rho=Non
     return beta, (rho if exchangeable else 0.0), converged, n_iter, norm, stalled
 
 
+class _RhoRunaway(DataError):
+    """The exchangeable alternation has no fixed point (rho keeps growing)."""
+
+
+def _one_step_rho(X, y, sizes) -> float:
+    """The moment estimator of rho at the independence (GLM) fit: the first rho of the alternation."""
+    beta0 = _fit_gee(X, y, sizes, "independence", 100, 1e-10)[0]
+    return float(_Moments(_Layout(X, y, sizes), beta0).rho())
+
+
+def _fit_with_rho(X, y, sizes, cov_struct, max_iter, tol, rho):
+    """_fit_gee with the ``rho`` option of :func:`fit_gee_logit`; returns its tuple plus ``rho_method``."""
+    if isinstance(rho, str):
+        if rho not in ("iterate", "one-step"):
+            raise ValueError(f"rho={rho!r} is not valid; expected 'iterate', 'one-step' or a number")
+    elif isinstance(rho, bool) or not isinstance(rho, (int, float, np.floating)) or not np.isfinite(rho):
+        raise ValueError(f"rho={rho!r} is not valid; expected 'iterate', 'one-step' or a finite number")
+    if cov_struct != "exchangeable":
+        return (*_fit_gee(X, y, sizes, cov_struct, max_iter, tol), "none")
+    if rho == "iterate":
+        try:
+            return (*_fit_gee(X, y, sizes, cov_struct, max_iter, tol), "iterated")
+        except _RhoRunaway as exc:
+            fixed = _one_step_rho(X, y, sizes)
+            warnings.warn(
+                f"{str(exc).split('; use cov_struct')[0]}; rho is held at its one-step estimate {fixed:.4g} "
+                "(moment estimator at the independence fit), which keeps beta and the sandwich valid; "
+                "pass rho='one-step' to ask for this directly or cov_struct='independence'",
+                GeeConvergenceWarning,
+                stacklevel=3,
+            )
+            return (*_fit_gee(X, y, sizes, cov_struct, max_iter, tol, _fixed_rho=fixed),
+                    "one-step (no joint solution)")
+    if rho == "one-step":
+        fixed, method = _one_step_rho(X, y, sizes), "one-step"
+    else:
+        fixed, method = float(rho), "fixed"
+    _check_rho(fixed, int(sizes.max()), [])
+    return (*_fit_gee(X, y, sizes, cov_struct, max_iter, tol, _fixed_rho=fixed), method)
+
+
 def _check_rho(rho, n_max, path):
     if np.isnan(rho):
         raise DataError(
@@ -664,7 +731,7 @@ def _check_runaway(path):
         and r[0] > 0.0
         and r[-1] > _RUNAWAY_FACTOR * r[0]
     ):
-        raise DataError(
+        raise _RhoRunaway(
             "exchangeable GEE: the working correlation keeps growing with every "
             f"update (rho path {_fmt_path(path)}); the estimating equations for beta and "
             "the moment estimator of rho have no joint solution near the data's "
