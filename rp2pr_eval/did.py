@@ -696,13 +696,22 @@ def linear_specs(
     check_option("weights", weights, WeightsType, allow_none=True)
     prep = prepare(patients, outcome, design=design, cluster=cluster,
                    estimator=estimators[0] if len(estimators) == 1 else "linear_specs", trust_level_only=True)
-    builders = {"did_aggregate": lambda p: _aggregate_spec(p, weights, summary, "did_aggregate"),
-                "ancova": lambda p: _ancova_spec(p, weights, summary),
-                "did_twfe": lambda p: _twfe_spec(p, weights, summary)}
-    unknown = [e for e in estimators if e not in builders]
+    unknown = [e for e in estimators if e not in LINEAR_ESTIMATORS_DEFAULT]
     if unknown:
-        raise ValueError(f"no linear spec for {unknown}; expected names from {', '.join(builders)}")
-    return {name: builders[name](prep)[0] for name in estimators}
+        raise ValueError(f"no linear spec for {unknown}; expected names from {', '.join(LINEAR_ESTIMATORS_DEFAULT)}")
+    return {name: _build_spec(name, prep, weights, summary) for name in estimators}
+
+
+def _build_spec(estimator: str, prep: Prepared, weights: str | None, summary: str,
+                panel: pd.DataFrame | None = None) -> LinearSpec:
+    """The spec builder of one linear estimator (``panel``: trust values already aggregated)."""
+    if estimator == "did_aggregate":
+        return _aggregate_spec(prep, weights, summary, "did_aggregate", panel)[0]
+    if estimator == "ancova":
+        return _ancova_spec(prep, weights, summary, panel)[0]
+    if estimator == "did_twfe":
+        return _twfe_spec(prep, weights, summary, panel)[0]
+    raise ValueError(f"no linear spec for {estimator!r}; expected one of {', '.join(LINEAR_ESTIMATORS_DEFAULT)}")
 
 
 def _spec_from_panel(
@@ -727,14 +736,9 @@ def _spec_from_panel(
     """
     from .outcomes import OUTCOMES
 
-    builders = {"did_aggregate": lambda p: _aggregate_spec(p, weights, summary, "did_aggregate", panel),
-                "ancova": lambda p: _ancova_spec(p, weights, summary, panel),
-                "did_twfe": lambda p: _twfe_spec(p, weights, summary, panel)}
-    if estimator not in builders:
-        raise ValueError(f"no linear spec for {estimator!r}; expected one of {', '.join(builders)}")
     prep = Prepared(entry=OUTCOMES[outcome], rows=panel.iloc[:0], n_dropped={}, design=resolve_design(design),
                     cluster=cluster)
-    return builders[estimator](prep)[0]
+    return _build_spec(estimator, prep, weights, summary, panel)
 
 
 LINEAR_ESTIMATORS = LINEAR_ESTIMATORS_DEFAULT

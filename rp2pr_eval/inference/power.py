@@ -47,7 +47,6 @@ import pandas as pd
 from scipy import stats
 
 from .._options import VcovType, WeightsType, check_option
-from ..data.contract import REQUIRED_COLUMNS, TEXT_COLUMNS
 from ..design import StudyDesign, resolve_design
 from ..errors import DataError, ParameterError
 from ..outcomes import OUTCOMES
@@ -564,7 +563,6 @@ class _Config:
     simulate_kwargs: dict
     scale: str
     effect_scale: str
-    columns: tuple[str, ...]
 
 
 def _validate(design, outcome, effects, n_sims, estimator, *, seed, alpha, vcov, cluster, weights, target_power,
@@ -591,7 +589,7 @@ def _validate(design, outcome, effects, n_sims, estimator, *, seed, alpha, vcov,
         name = _callable_name(estimator)
         return _Config(outcome=outcome, estimator=estimator, estimator_name=name, design=design, vcov=None,
                        cluster=None, weights=None, alpha=float(alpha), simulate_kwargs=kwargs,
-                       scale="from the estimator", effect_scale=_effect_scale(entry), columns=()), grid
+                       scale="from the estimator", effect_scale=_effect_scale(entry)), grid
     _check("estimator", estimator, PowerEstimator)
     _check("vcov", vcov, VcovType)
     _check("cluster", cluster, PowerCluster, allow_none=True)
@@ -599,12 +597,10 @@ def _validate(design, outcome, effects, n_sims, estimator, *, seed, alpha, vcov,
     if entry.kind == "time_to_event":
         raise ParameterError(f"estimator={estimator!r} does not handle the time-to-event outcome {outcome!r}; "
                              "pass a callable estimator such as rp2pr_eval.did_cox")
-    cols = list(dict.fromkeys([*REQUIRED_COLUMNS, *entry.columns, *entry.requires,
-                               *([cluster] if cluster is not None else [])]))
     scale = "risk_difference" if entry.kind == "binary" else "log_ratio"
     return _Config(outcome=outcome, estimator=estimator, estimator_name=estimator, design=design, vcov=vcov,
                    cluster=cluster, weights=weights, alpha=float(alpha), simulate_kwargs=kwargs, scale=scale,
-                   effect_scale=_effect_scale(entry), columns=tuple(cols)), grid
+                   effect_scale=_effect_scale(entry)), grid
 
 
 def _effect_scale(entry) -> str:
@@ -762,7 +758,7 @@ def _fit_linear(data: SimulatedTrial | pd.DataFrame, cfg: _Config, level: float)
         spec = _spec_from_panel(_trial_panel(data, cfg.outcome, by, cfg.design), cfg.outcome, cfg.estimator,
                                 design=cfg.design, cluster=cfg.cluster, weights=cfg.weights)
     else:
-        spec = linear_specs(_analysis_frame(data, cfg.columns), cfg.outcome, (cfg.estimator,), design=cfg.design,
+        spec = linear_specs(data, cfg.outcome, (cfg.estimator,), design=cfg.design,
                             cluster=cfg.cluster, weights=cfg.weights)[cfg.estimator]
     fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=cfg.vcov, names=spec.names)
     t = fit.t_test(spec.coef_index, level=level)
@@ -812,18 +808,6 @@ def _trial_panel(trial: SimulatedTrial, outcome: str, by: str, design: StudyDesi
     for name, column in values.items():
         frame[name] = column
     return frame
-
-
-def _analysis_frame(patients: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """The columns an estimator reads, without ``attrs``, text labels as categoricals.
-
-    pandas deep-copies ``attrs`` (the simulated truth) on every operation and
-    hashes Arrow strings slowly; neither changes a number of the analysis.
-    """
-    patients.attrs = {}
-    frame = patients[list(columns)]
-    text = {c: frame[c].astype("category") for c in TEXT_COLUMNS if c in frame.columns and c != "patient_id"}
-    return frame.assign(**text)
 
 
 def _from_effect(eff, level: float) -> dict:
