@@ -17,6 +17,17 @@ def timed(fn, repeat: int) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
+def time_it(fn, repeats: int):
+    """Best and median wall-clock seconds, best process CPU seconds, and the last result (no warm-up)."""
+    times, cpu, out = [], [], None
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return min(times), statistics.median(times), min(cpu), out
+
+
 def load() -> str:
     """The 1/5/15-minute load averages (the machine is shared), or ``n/a``."""
     try:

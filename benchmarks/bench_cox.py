@@ -19,9 +19,7 @@ Breslow-type score residuals, fit_cox from Efron-weighted ones as R's coxph.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,7 @@ from statsmodels.duration.hazard_regression import PHReg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rp2pr_eval.survival_core import fit_cox  # noqa: E402
+from _common import time_it  # noqa: E402
 
 N_OBS = 85_000
 N_CLUSTERS = 40
@@ -56,17 +55,6 @@ def simulate(n_obs: int, n_clusters: int, seed: int):
     died = (t_event <= t_cens).astype(float)
     time_days = np.floor(np.minimum(t_event, t_cens))
     return time_days, died, X, g
-
-
-def time_it(fn, repeats: int):
-    """Best and median wall-clock seconds, best process CPU seconds, last result."""
-    times, cpu, out = [], [], None
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return min(times), statistics.median(times), min(cpu), out
 
 
 def main(argv=None) -> None:

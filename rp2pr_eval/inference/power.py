@@ -50,6 +50,7 @@ from .._options import VcovType, WeightsType, check_option
 from ..design import StudyDesign, resolve_design
 from ..errors import DataError, ParameterError
 from ..outcomes import OUTCOMES
+from ..results import _json_safe, _native
 from .._prepare import aggregate_cells
 from ..synthetic import SimulatedTrial, _Settings, _simulate, pair_labels, simulate_nlca, trust_labels
 from .variance import wls
@@ -122,7 +123,7 @@ class MinimumDetectableEffect:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["bracket"] = None if self.bracket is None else list(self.bracket)
-        return _json_safe(out)
+        return _json_safe(_native(out))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "MinimumDetectableEffect":
@@ -931,32 +932,6 @@ def _finite_or_none(v) -> float | None:
 
 
 # --------------------------------------------------------------------------- JSON helpers
-def _native(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _native(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_native(v) for v in obj)
-    if isinstance(obj, np.ndarray):
-        return [_native(v) for v in obj.tolist()]
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    return obj
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return _native(obj)
-
-
 def _restore_tuples(kwargs: Mapping[str, Any]) -> dict:
     """``volume_clip`` is a tuple in simulate_nlca; JSON made it a list."""
     return {k: tuple(v) if k == "volume_clip" and isinstance(v, list) else v for k, v in kwargs.items()}
