@@ -1,20 +1,31 @@
-# Two commands for a fresh machine with Python 3.11:  make run  |  make test
+# Two commands for a fresh machine with Python 3.11+:  make run  |  make test
+# Both install the exact versions in requirements.lock (hash-checked) into .venv.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+LOCK   := requirements.lock
 STAMP  := $(VENV)/.installed-stamp
 DATA   := data/synthetic/nlca_patients.csv.gz
 JOBS   ?= 2
+# newest versions pyproject.toml allows, in their own environment (make test-latest)
+LATEST := .venv-latest
+# the lock tool, in its own environment (make lock)
+TOOLS  := .venv-tools
+UV_VERSION := 0.13.9
+LOCK_FLAGS := --extra test --universal --fork-strategy fewest --python-version 3.11 --generate-hashes \
+              --custom-compile-command "make lock"
 
-.PHONY: run test install bench validate data clean
+.PHONY: run test test-latest install lock bench validate data clean
 
 $(BIN)/python:
-	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+# Every package at the locked version and hash, nothing resolved on this machine; then the project itself.
+$(STAMP): $(LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $(STAMP)
 
@@ -27,6 +38,24 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q -m "not slow" -n $(JOBS)
 
+# The same tests against the newest releases pyproject.toml allows (upstream breakage shows here first).
+test-latest:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[test]"
+	$(LATEST)/bin/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
+	$(LATEST)/bin/python -m pytest -q -m "not slow" -n $(JOBS)
+
+# Regenerate requirements.lock from pyproject.toml (keeps today's pins where still allowed;
+# `make lock UPGRADE=1` resolves every package anew to its newest allowed release).
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+lock: $(TOOLS)/bin/uv
+	$(TOOLS)/bin/uv pip compile pyproject.toml $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade,) -o $(LOCK)
+
 bench: install
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
@@ -37,4 +66,4 @@ data: install
 	$(BIN)/rp2pr-eval simulate --seed 20100401 --effect active_treatment=0.3 --effect cns_seen=0.4 --effect nsclc_resection=0.25 --out $(DATA) --force
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) $(LATEST) $(TOOLS) outputs .pytest_cache

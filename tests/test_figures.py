@@ -609,6 +609,55 @@ def test_save_figure_is_byte_identical(tmp_path):
     assert b"<dc:date>" not in first[2].read_bytes()
 
 
+_BUILD_AND_SAVE = textwrap.dedent("""
+    import sys, matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rp2pr_eval.figures import save_figure, style
+    from rp2pr_eval.figures.style import ARM_COLOURS
+    with style(size="single"):
+        fig, ax = plt.subplots()
+        ax.plot([2008, 2013], [0.55, 0.63], color=ARM_COLOURS["control"], label="Control")
+        ax.fill_between([2009.5, 2011.5], 0.5, 0.7, color="0.9")
+        ax.set_title("Determinism \\u2212 \\u03c4")
+        ax.legend()
+    save_figure(fig, sys.argv[1])
+""")
+
+
+@pytest.mark.fixture
+def test_save_figure_is_byte_identical_across_processes_and_after_display(tmp_path):
+    """A new process, and a figure first drawn for display at another dpi, give the same bytes.
+
+    Fails without the layout settling in save_figure: constrained layout moves the
+    axes a little on every draw, so the first save of a figure differed from later ones.
+    """
+    subprocess.run([sys.executable, "-c", _BUILD_AND_SAVE, str(tmp_path / "p" / "figure")], check=True)
+    displayed = _build_figure()
+    displayed.set_dpi(72)
+    displayed.canvas.draw()            # what an inline display does before any save
+    displayed.set_dpi(100)
+    here = save_figure(displayed, tmp_path / "h" / "figure")
+    for path in here:
+        assert path.read_bytes() == (tmp_path / "p" / path.name).read_bytes(), path.suffix
+
+
+@pytest.mark.fixture
+def test_save_figure_restores_the_layout_engine(tmp_path):
+    fig = _build_figure()
+    engine = fig.get_layout_engine()
+    flags = [ax.get_in_layout() for ax in fig.get_axes()]
+    save_figure(fig, tmp_path / "figure", formats=("png",))
+    assert fig.get_layout_engine() is engine
+    assert [ax.get_in_layout() for ax in fig.get_axes()] == flags
+    with style(size="single"):
+        plain, ax = plt.subplots(layout="none")
+        ax.plot([0, 1])
+    first = save_figure(plain, tmp_path / "plain1", formats=("png", "pdf"))
+    second = save_figure(plain, tmp_path / "plain2", formats=("png", "pdf"))
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
 @pytest.mark.fixture
 def test_save_figure_rejects_invalid_options(tmp_path):
     fig = _build_figure()

@@ -16,15 +16,66 @@ def _name(req: str) -> str:
     return re.split(r"[<>=!~\[ ]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
-def test_environment_yml_matches_pyproject():
+LOCK = ROOT / "requirements.lock"
+
+
+def _locked() -> dict[str, list[str]]:
+    """Package -> versions pinned in requirements.lock (one per package: the lock is resolved with
+    uv's --fork-strategy fewest, so every supported Python gets the same version)."""
+    pins: dict[str, list[str]] = {}
+    for line in LOCK.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^ ;\\]+)", line)
+        if m:
+            pins.setdefault(m.group(1).lower().replace("_", "-"), []).append(m.group(2))
+    return pins
+
+
+def _direct() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
-    wanted = {("dask" if w == "dask" else w) for w in wanted}
+    return project["dependencies"] + project["optional-dependencies"]["test"]
+
+
+def test_environment_yml_matches_pyproject_and_pins_the_locked_versions():
+    wanted = {_name(r) for r in _direct()}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    conda = {_name(d) for d in env["dependencies"] if isinstance(d, str)} - {"python", "pip"}
+    specs = [d for d in env["dependencies"] if isinstance(d, str)]
+    conda = {_name(d) for d in specs} - {"python", "pip"}
     # dask[distributed] on PyPI is dask + distributed on conda-forge
     assert conda - {"distributed"} == wanted, (conda ^ wanted)
     assert "python=3.11" in env["dependencies"]
+    locked = _locked()
+    for spec in specs:
+        name = _name(spec)
+        if name in ("python", "pip"):
+            continue
+        version = spec.split("=", 1)[1] if "=" in spec else None
+        assert version == locked[name][0], f"environment.yml pins {spec}; requirements.lock has {locked[name]}"
+
+
+def test_lock_pins_every_package_once_with_hashes():
+    text = LOCK.read_text()
+    locked = _locked()
+    assert len(locked) > 100                    # transitive dependencies included
+    assert {_name(r) for r in _direct()} <= set(locked)
+    assert all(len(v) == 1 for v in locked.values()), {k: v for k, v in locked.items() if len(v) > 1}
+    assert text.count("--hash=sha256:") >= len(locked)
+    assert "make lock" in text.splitlines()[1]
+
+
+def test_lock_satisfies_pyproject():
+    """Every direct requirement's range admits the locked version (a stale lock fails here)."""
+    from packaging.requirements import Requirement
+
+    locked = _locked()
+    for req in map(Requirement, _direct()):
+        version = locked[_name(req.name)][0]
+        assert req.specifier.contains(version, prereleases=True), f"{req} excludes locked {version}: run make lock"
+
+
+def test_makefile_installs_from_the_lock():
+    text = (ROOT / "Makefile").read_text()
+    assert "--require-hashes -r $(LOCK)" in text and "LOCK   := requirements.lock" in text
+    assert "test-latest:" in text and "lock:" in text
 
 
 def test_readme_opens_with_the_two_commands():
