@@ -8,7 +8,7 @@ treatment, period, treatment x period, 6 continuous and 9 binary case-mix
 columns), Weibull proportional hazards with a cluster frailty, administrative
 censoring after 1-4 years, times floored to whole days (~1,500 unique times,
 many ties). "statsmodels" is ``PHReg(time, X, status=died, ties=...).fit()``
-and ``.fit(groups=pair)``; "fit_cox" is ``rp2pr_eval.survival_core.fit_cox``.
+and ``.fit(groups=pair)``; "fit_cox" is ``rp2pr_eval.models.cox.fit_cox``.
 Timings are wall-clock seconds (best and median of the repeats) and the best
 process CPU seconds (all threads; a guide when the machine is shared); nothing
 is asserted. The last columns compare the two: largest absolute coefficient
@@ -26,8 +26,9 @@ import numpy as np
 from statsmodels.duration.hazard_regression import PHReg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rp2pr_eval.survival_core import fit_cox  # noqa: E402
 from _common import time_it  # noqa: E402
+
+from rp2pr_eval.models.cox import fit_cox
 
 N_OBS = 85_000
 N_CLUSTERS = 40

@@ -33,11 +33,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import statsmodels.api as sm  # noqa: E402
+from _common import load, timed  # noqa: E402
 
 import rp2pr_eval as rp  # noqa: E402
-from rp2pr_eval.did import linear_spec  # noqa: E402
-from rp2pr_eval.inference.randomisation import pair_assignments  # noqa: E402
-from _common import load, timed  # noqa: E402
+from rp2pr_eval.estimators.did import linear_spec
+from rp2pr_eval.models.randomisation import pair_assignments
 
 ROOT = Path(__file__).resolve().parents[1]
 ESTIMATORS = {"did_aggregate": rp.did_aggregate, "ancova": rp.ancova, "did_twfe": rp.did_twfe}

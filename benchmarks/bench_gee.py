@@ -37,9 +37,10 @@ from statsmodels.genmod.cov_struct import Exchangeable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from rp2pr_eval.errors import DataError  # noqa: E402
-from rp2pr_eval.gee_core import fit_gee_logit  # noqa: E402
 from _common import time_it  # noqa: E402
+
+from rp2pr_eval.errors import DataError
+from rp2pr_eval.models.gee import fit_gee_logit
 
 P = 15
 
@@ -65,12 +66,11 @@ def simulate(n_obs: int, n_clusters: int, seed: int):
 def bundled():
     """The reproduction case: bundled audit, active_treatment, case-mix design, pair clusters."""
     import rp2pr_eval as rp
-    from rp2pr_eval._prepare import prepare
-    from rp2pr_eval.did import _patient_design
+    from rp2pr_eval.estimators.prepare import patient_design, prepare
 
     df = rp.load_patients(ROOT / "data" / "synthetic" / "nlca_patients.csv.gz")
     prep = prepare(df, "active_treatment", design=None, cluster="pair_id", kinds=("binary",))
-    X, _ = _patient_design(prep, rp.CASE_MIX)
+    X, _ = patient_design(prep, rp.CASE_MIX)
     y = prep.rows["active_treatment"].to_numpy(float)
     return X, y, np.asarray(prep.cluster_codes())
 

@@ -1,4 +1,4 @@
-"""Benchmark rp2pr_eval.mixed.glmm on ILCOP-sized simulated data.
+"""Benchmark rp2pr_eval.models.glmm on ILCOP-sized simulated data.
 
 Run from the repository root::
 
@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-from rp2pr_eval.mixed.glmm import fit_glmm_logit, fit_glmm_logit_vb
+from rp2pr_eval.models.glmm import fit_glmm_logit, fit_glmm_logit_vb
 
 NAMES = (
     "(Intercept)", "treat", "post", "treat:post", "age10", "female",

@@ -32,15 +32,15 @@ import pstats  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-from rp2pr_eval import simulate_nlca  # noqa: E402
-from rp2pr_eval.inference.power import _fit_linear, _validate, power_simulation  # noqa: E402
-from rp2pr_eval.synthetic import _Settings, _simulate  # noqa: E402
 from _common import load  # noqa: E402
+
+from rp2pr_eval import simulate_nlca
+from rp2pr_eval.inference.power import _fit_linear, _validate, power_simulation
+from rp2pr_eval.synthetic.generator import GeneratorSettings, simulate_arrays
 
 # Functions of rp2pr_eval whose cumulative time is reported (file suffix, function name).
 SIM_PHASES = [
-    ("synthetic.py", "_simulate"),
+    ("synthetic.py", "simulate_arrays"),
     ("synthetic.py", "_outcomes"),
     ("synthetic.py", "binary"),
     ("synthetic.py", "_calibrate"),
@@ -95,11 +95,11 @@ def profile(n: int, estimator: str, effect: float) -> None:
         simulate_nlca(seed=np.random.default_rng(c), effects={"active_treatment": effect})
     full = (time.process_time() - c0) / n
     print(f"\nsimulate_nlca (all 13 outcomes, assembled frame): {1000 * full:.0f} ms CPU per trial")
-    settings = _Settings()
+    settings = GeneratorSettings()
     prof = cProfile.Profile()
     t0, c0 = time.perf_counter(), time.process_time()
     prof.enable()
-    trials = [_simulate(np.random.default_rng(c), None, {"active_treatment": effect}, settings,
+    trials = [simulate_arrays(np.random.default_rng(c), None, {"active_treatment": effect}, settings,
                         outcomes=("active_treatment",)) for c in children]
     prof.disable()
     t1, c1 = time.perf_counter(), time.process_time()
@@ -108,7 +108,7 @@ def profile(n: int, estimator: str, effect: float) -> None:
           f"({n_pat:,.0f} patients each): {1000 * (t1 - t0) / n:.0f} ms wall, {1000 * (c1 - c0) / n:.0f} ms CPU "
           "per trial (profiler overhead included)")
     st = pstats.Stats(prof)
-    phase_table(st, SIM_PHASES, n, ("synthetic.py", "_simulate"))
+    phase_table(st, SIM_PHASES, n, ("synthetic.py", "simulate_arrays"))
     top_own_time(st, n)
 
     prof = cProfile.Profile()

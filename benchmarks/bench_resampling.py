@@ -32,16 +32,16 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import statsmodels.api as sm  # noqa: E402
+from _common import timed  # noqa: E402
 
-from rp2pr_eval.inference.randomisation import (  # noqa: E402
+from rp2pr_eval.models.randomisation import (
     assignment_map,
     batched_wls_coef,
     batched_wls_stat,
     pair_assignments,
     randomisation_test_linear,
 )
-from rp2pr_eval.inference.wild import bootstrap_weights, wild_cluster_bootstrap_linear  # noqa: E402
-from _common import timed  # noqa: E402
+from rp2pr_eval.models.wild import bootstrap_weights, wild_cluster_bootstrap_linear
 
 N_PAIRS, N_TREATED = 40, 15
 

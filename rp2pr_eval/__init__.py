@@ -1,30 +1,61 @@
 """rp2pr_eval: statistical evaluation of the Improving Lung Cancer Outcomes Project (ILCOP).
 
-The public names below are the stable face of the package (see docs/API in
-shared/design/API.md); internals may move.
+The names below are the stable face of the package (``docs/API.md``); internals may move. The package
+is layered, each layer importing only those above it in this list:
+
+* ``errors``, ``paths`` and option checks — the foundation;
+* :mod:`rp2pr_eval.models` — general models, no study knowledge;
+* :mod:`rp2pr_eval.study` (design, outcome registry), :mod:`rp2pr_eval.data` (contract, readers,
+  validation, trust panels, descriptives), :mod:`rp2pr_eval.synthetic` (the generator);
+* :mod:`rp2pr_eval.results` — ``Effect`` and the saved results of an analysis;
+* :mod:`rp2pr_eval.estimators` — the study's estimators (patients in, ``Effect`` out);
+* :mod:`rp2pr_eval.inference` — design-based inference, multiplicity, power, the Monte Carlo study;
+* :mod:`rp2pr_eval.presentation` — figures, tables, disclosure control, the report (never fits);
+* :mod:`rp2pr_eval.pipeline` — parameters, the per-outcome analysis, the batch runner, audit, reruns;
+* ``rp2pr_eval.cli`` — the ``rp2pr-eval`` command.
 """
-from . import report, summary, tables
-from .analysis import ESTIMATORS, OutcomeAnalysis, analyse_outcome
-from .data import DataError, PeriodCoverageWarning, load_patients, save_patients, trust_panel, validate_panel, validate_patients
-from .design import StudyDesign
-from .did import EventStudy, ancova, did_aggregate, did_cox, did_logistic, did_twfe, event_study
-from .errors import ParameterError
-from .gee import gee_logistic, gee_logistic_with_fallback
-from .mixed import mixed_linear, mixed_logistic
-from .inference.design_based import randomisation_test, shared_bootstrap_weights, wild_cluster_bootstrap
-from .inference.multiplicity import adjust_pvalues
-from .inference.power import PowerResult, power_simulation
-from .inference.randomisation import RandomisationResult
-from .outcomes import CASE_MIX, OUTCOMES, PRIMARY_OUTCOMES, Outcome
-from .results import Effect, effects_table, load_effects, save_effects
-from .synthetic import simulate_nlca
+from rp2pr_eval import models
+from rp2pr_eval.data import (
+    DataError,
+    PeriodCoverageWarning,
+    load_patients,
+    save_patients,
+    trust_panel,
+    validate_panel,
+    validate_patients,
+)
+from rp2pr_eval.data import describe as summary
+from rp2pr_eval.errors import ParameterError
+from rp2pr_eval.estimators import (
+    ancova,
+    did_aggregate,
+    did_cox,
+    did_logistic,
+    did_twfe,
+    event_study,
+    gee_logistic,
+    gee_logistic_with_fallback,
+    mixed_linear,
+    mixed_logistic,
+)
+from rp2pr_eval.inference.design_based import randomisation_test, shared_bootstrap_weights, wild_cluster_bootstrap
+from rp2pr_eval.inference.multiplicity import adjust_pvalues
+from rp2pr_eval.inference.power import PowerResult, power_simulation
+from rp2pr_eval.models.randomisation import RandomisationResult
+from rp2pr_eval.pipeline.analysis import ESTIMATORS, analyse_outcome
+from rp2pr_eval.presentation import figures, report, tables
+from rp2pr_eval.results import Effect, EventStudy, OutcomeAnalysis, effects_table, load_effects, save_effects
+from rp2pr_eval.study import outcomes
+from rp2pr_eval.study.design import StudyDesign
+from rp2pr_eval.study.outcomes import CASE_MIX, OUTCOMES, PRIMARY_OUTCOMES, Outcome
+from rp2pr_eval.synthetic import simulate_nlca
 
 __all__ = [
-    "Effect", "EventStudy", "ancova", "did_aggregate", "did_cox", "did_logistic", "did_twfe", "effects_table",
-    "event_study", "load_effects", "save_effects", "gee_logistic", "gee_logistic_with_fallback", "randomisation_test", "shared_bootstrap_weights",
-    "wild_cluster_bootstrap", "adjust_pvalues", "RandomisationResult", "mixed_linear", "mixed_logistic",
-    "ESTIMATORS", "OutcomeAnalysis", "analyse_outcome", "PowerResult", "power_simulation",
-    "CASE_MIX", "DataError", "OUTCOMES", "Outcome", "PRIMARY_OUTCOMES", "ParameterError", "PeriodCoverageWarning",
-    "StudyDesign", "load_patients", "save_patients", "simulate_nlca", "trust_panel", "validate_panel",
-    "validate_patients",
+    "CASE_MIX", "DataError", "ESTIMATORS", "Effect", "EventStudy", "OUTCOMES", "Outcome", "OutcomeAnalysis",
+    "PRIMARY_OUTCOMES", "ParameterError", "PeriodCoverageWarning", "PowerResult", "RandomisationResult",
+    "StudyDesign", "adjust_pvalues", "analyse_outcome", "ancova", "did_aggregate", "did_cox", "did_logistic",
+    "did_twfe", "effects_table", "event_study", "figures", "gee_logistic", "gee_logistic_with_fallback",
+    "load_effects", "load_patients", "mixed_linear", "mixed_logistic", "models", "outcomes", "power_simulation",
+    "randomisation_test", "report", "save_effects", "save_patients", "shared_bootstrap_weights", "simulate_nlca",
+    "summary", "tables", "trust_panel", "validate_panel", "validate_patients", "wild_cluster_bootstrap",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from rp2pr_eval.errors import DataError
 
 
 def check_design(X, names, *, allow_vector: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:

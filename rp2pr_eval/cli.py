@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from .errors import DataError, ParameterError
+from rp2pr_eval.errors import DataError, ParameterError
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
@@ -24,9 +24,9 @@ class UserError(Exception):
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .data.io import save_patients
-    from .design import StudyDesign
-    from .synthetic import simulate_nlca
+    from rp2pr_eval.data.io import save_patients
+    from rp2pr_eval.study.design import StudyDesign
+    from rp2pr_eval.synthetic.generator import simulate_nlca
 
     design = StudyDesign.from_yaml(args.design) if args.design else None
     effects = {}
@@ -49,9 +49,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate_data(args: argparse.Namespace) -> int:
-    from .data.io import load_patients
-    from .design import StudyDesign
-    from .summary import design_summary
+    from rp2pr_eval.data.describe import design_summary
+    from rp2pr_eval.data.io import load_patients
+    from rp2pr_eval.study.design import StudyDesign
 
     design = StudyDesign.from_yaml(args.design) if args.design else None
     with warnings.catch_warnings(record=True) as caught:
@@ -66,9 +66,9 @@ def _cmd_validate_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from .data.io import load_patients
-    from .design import StudyDesign
-    from .summary import design_summary, national_rates
+    from rp2pr_eval.data.describe import design_summary, national_rates
+    from rp2pr_eval.data.io import load_patients
+    from rp2pr_eval.study.design import StudyDesign
 
     design = StudyDesign.from_yaml(args.design) if args.design else None
     frame = load_patients(args.data, design=design)
@@ -89,8 +89,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .batch import run_evaluation
-    from .config import load_run_config
+    from rp2pr_eval.pipeline.batch import run_evaluation
+    from rp2pr_eval.pipeline.config import load_run_config
 
     config = load_run_config(args.params).with_overrides(
         data=args.data, out=args.out, jobs=args.jobs, seed=args.seed,
@@ -108,7 +108,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_figures(args: argparse.Namespace) -> int:
     import time
 
-    from .report import regenerate_figures
+    from rp2pr_eval.presentation.report import regenerate_figures
 
     run = Path(args.run)
     if not (run / "manifest.json").is_file():
@@ -121,8 +121,8 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from .audit import audit_run
-    from .data.io import load_patients
+    from rp2pr_eval.data.io import load_patients
+    from rp2pr_eval.pipeline.audit import audit_run
 
     run = Path(args.run)
     if not (run / "manifest.json").is_file():
@@ -132,7 +132,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     data = Path(args.data or manifest["data"])
     if data.is_file():
         ids = set(load_patients(data, validate=False)["patient_id"].astype(str))
-    from .design import StudyDesign
+    from rp2pr_eval.study.design import StudyDesign
 
     problems = audit_run(run, patient_ids=ids, design=StudyDesign.from_dict(manifest["parameters"]["design"]))
     for p in problems:
@@ -143,9 +143,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
-    from .batch import run_evaluation
-    from .config import load_run_config
-    from .reproduce import compare_runs
+    from rp2pr_eval.pipeline.batch import run_evaluation
+    from rp2pr_eval.pipeline.config import load_run_config
+    from rp2pr_eval.pipeline.rerun import compare_runs
 
     run = Path(args.run)
     if not (run / "manifest.json").is_file():
@@ -165,8 +165,82 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
     return 0 if new.ok else EXIT_FAILED
 
 
+def _cmd_validate_methods(args: argparse.Namespace) -> int:
+    import math
+
+    for flag, value, minimum in (("--reps", args.reps, 1), ("--effect-reps", args.effect_reps, 0),
+                                 ("--jobs", args.jobs, 1), ("--ri-draws", args.ri_draws, 19),
+                                 ("--boot-draws", args.boot_draws, 19), ("--seed", args.seed, 0)):
+        if value is not None and value < minimum:
+            raise ParameterError(f"{flag} must be ≥ {minimum}, got {value}")
+    if not math.isfinite(args.effect):
+        raise ParameterError(f"--effect must be a finite number, got {args.effect}")
+    if args.scheduler is not None and args.backend != "dask":
+        raise ParameterError(f"--scheduler needs --backend dask (got --backend {args.backend})")
+    import time
+
+    from rp2pr_eval.inference.method_study import (
+        SMALL_SIMULATE_KWARGS,
+        parse_methods,
+        render_markdown,
+        run_replicates,
+        summarise,
+        write_outputs,
+    )
+    from rp2pr_eval.study.outcomes import OUTCOMES
+
+    binary = [k for k, v in OUTCOMES.items() if v.kind == "binary"]
+    if args.outcome not in binary:
+        raise ParameterError(f"--outcome {args.outcome!r} is not a binary registry outcome: {', '.join(binary)}")
+    methods = parse_methods(args.methods, args.small)
+    start = time.perf_counter()
+    replicates = run_replicates(
+        args.reps, effect=args.effect, outcome=args.outcome, methods=methods, seed=args.seed, backend=args.backend,
+        n_jobs=args.jobs, scheduler=args.scheduler, simulate_kwargs=SMALL_SIMULATE_KWARGS if args.small else None,
+        effect_reps=args.effect_reps, n_draws=args.ri_draws, n_boot=args.boot_draws, progress=not args.quiet)
+    summary = summarise(replicates)
+    written = write_outputs(summary, args.out, replicates=replicates)
+    print(render_markdown(summary), end="")
+    print(f"\nwrote {written['csv']}, {written['md']} and {written['replicates']} "
+          f"({time.perf_counter() - start:.0f} s, backend {args.backend})")
+    return 0
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+
+
+def _add_validate_methods(subparsers) -> argparse.ArgumentParser:
+    """The ``validate-methods`` sub-command (the Monte Carlo study of :mod:`rp2pr_eval.inference.method_study`)."""
+    from typing import get_args
+
+    from rp2pr_eval.inference.method_study import Backend
+
+    p = subparsers.add_parser(
+        "validate-methods", help="Monte Carlo size, coverage and power of every method at the ILCOP design",
+        description="Simulate ILCOP-shaped trials under the null and a planted effect and report, per estimator × "
+                    "inference method, the size at 5 %, 95 % CI coverage, bias, power and failures.")
+    p.add_argument("--reps", type=int, required=True, help="null replicates")
+    p.add_argument("--effect-reps", type=int, default=None, help="effect replicates (default: --reps)")
+    p.add_argument("--effect", type=float, default=0.3, help="planted effect, logit scale (default 0.3)")
+    p.add_argument("--outcome", default="active_treatment", help="binary registry outcome (default active_treatment)")
+    p.add_argument("--methods", default=None, metavar="LIST",
+                   help="comma-separated method ids, 'cheap' or 'all' (default all; with --small: cheap)")
+    p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: CPU count)")
+    p.add_argument("--backend", choices=get_args(Backend), default="local",
+                   help="local (joblib processes), serial or dask (default local)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="dask scheduler address (default: a LocalCluster on 127.0.0.1)")
+    p.add_argument("--out", default="outputs/validation", help="output folder (default outputs/validation)")
+    p.add_argument("--seed", type=int, default=1, help="root seed (default 1)")
+    p.add_argument("--ri-draws", type=int, default=499, help="randomisation-test draws per replicate (default 499)")
+    p.add_argument("--boot-draws", type=int, default=399, help="wild bootstrap draws per replicate (default 399)")
+    p.add_argument("--small", action="store_true",
+                   help="reduced volumes (median 40 patients per trust-year) and the cheap trust-level methods")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_common(p)
+    p.set_defaults(func=_cmd_validate_methods)
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,9 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=_cmd_rerun)
 
-    from .validation import register_cli as register_validation
-
-    register_validation(sub, _add_common)
+    _add_validate_methods(sub)
     return parser
 
 

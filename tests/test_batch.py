@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 import rp2pr_eval as rp
-from rp2pr_eval import batch
 from rp2pr_eval.cli import main
-from rp2pr_eval.config import load_run_config
+from rp2pr_eval.pipeline import batch
+from rp2pr_eval.pipeline.config import load_run_config
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.notebook
@@ -109,7 +109,7 @@ def test_manifest_records_what_is_needed_to_repeat(finished_run, small_data):
 
 def test_executed_notebooks_show_no_patient_rows(finished_run, small_data):
     ids = set(rp.load_patients(small_data)["patient_id"])
-    from rp2pr_eval.audit import audit_run
+    from rp2pr_eval.pipeline.audit import audit_run
 
     assert audit_run(finished_run, patient_ids=ids) == []
 
@@ -121,7 +121,7 @@ def test_figures_regenerate_without_refitting(finished_run, monkeypatch):
         raise AssertionError("a model was fitted")
 
     monkeypatch.setattr(smm.LikelihoodModel, "fit", refuse)
-    monkeypatch.setattr("rp2pr_eval.inference.variance.wls", refuse)
+    monkeypatch.setattr("rp2pr_eval.models.linear.wls", refuse)
     before = {p.name: p.read_bytes() for p in (finished_run / "figures").glob("*.svg")}
     for p in (finished_run / "figures").glob("*_event_study.*"):
         p.unlink()
@@ -161,7 +161,7 @@ def test_a_failing_notebook_does_not_stop_the_others(tmp_path, small_data, monke
     book["cells"].append({"cell_type": "code", "id": "boom", "metadata": {}, "execution_count": None,
                           "outputs": [], "source": "raise RuntimeError('deliberate failure')"})
     (notebooks / "00_data_checks.ipynb").write_text(json.dumps(book))
-    monkeypatch.setattr(batch, "NOTEBOOK_DIR", notebooks)
+    monkeypatch.setattr(batch.paths, "notebooks_dir", lambda: notebooks)
     params = _write_params(tmp_path / "p", small_data, tmp_path / "out", outcomes=["cns_seen"],
                            notebooks=["00_data_checks", "10_outcome_analysis"])
     assert main(["run", "--params", str(params), "--run-id", "f", "--quiet"]) == 1
@@ -180,7 +180,7 @@ def test_rerun_reproduces_results_tables_and_figures_to_the_byte(tmp_path, small
     assert main(["rerun", str(tmp_path / "out" / "a"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "byte-identical" in out
-    from rp2pr_eval.reproduce import compare_runs
+    from rp2pr_eval.pipeline.rerun import compare_runs
 
     a, b = tmp_path / "out" / "a", tmp_path / "out" / "a-rerun"
     assert compare_runs(a, b) == []

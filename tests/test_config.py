@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import rp2pr_eval as rp
-from rp2pr_eval.config import AnalysisSettings, load_run_config
+from rp2pr_eval.pipeline.config import AnalysisSettings, load_run_config
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.fixture

@@ -30,7 +30,7 @@ import pytest
 from statsmodels.duration.hazard_regression import PHReg
 
 from rp2pr_eval.errors import DataError
-from rp2pr_eval.survival_core import CoxConvergenceWarning, CoxFit, _Sorted, fit_cox
+from rp2pr_eval.models.cox import CoxConvergenceWarning, CoxFit, _Sorted, fit_cox
 
 REF_DIR = Path(__file__).parent / "reference"
 DATA = REF_DIR / "data" / "cox_data.csv.gz"

@@ -7,7 +7,7 @@ from statsmodels.stats.multitest import multipletests
 
 import rp2pr_eval as rp
 from rp2pr_eval.inference.multiplicity import romano_wolf
-from rp2pr_eval.results import Effect
+from rp2pr_eval.results.effect import Effect
 
 
 @pytest.mark.equivalence

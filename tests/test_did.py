@@ -7,8 +7,8 @@ import pytest
 import statsmodels.api as sm
 
 import rp2pr_eval as rp
-from rp2pr_eval import did
-from rp2pr_eval.inference.variance import wls
+from rp2pr_eval.estimators import did
+from rp2pr_eval.models.linear import wls
 
 DESIGN_2x2 = rp.StudyDesign(pre_years=(2009,), during_years=(), post_years=(2012,))
 

@@ -40,7 +40,7 @@ import pandas as pd
 import pytest
 
 import rp2pr_eval as rp
-from rp2pr_eval.did import did_cox
+from rp2pr_eval.estimators.did import did_cox
 
 pytestmark = pytest.mark.reference
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rp2pr_eval.disclosure import (
+from rp2pr_eval.presentation.disclosure import (
     DisclosurePolicy,
     check_disclosure,
     protect_table,

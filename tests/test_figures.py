@@ -23,7 +23,7 @@ from matplotlib.container import ErrorbarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from rp2pr_eval.figures import (  # noqa: E402
+from rp2pr_eval.presentation.figures import (
     ARM_COLOURS,
     estimate_tau2,
     figure_size,
@@ -205,7 +205,7 @@ def test_import_changes_no_rcparams():
         def snapshot():
             return {k: matplotlib.rcParams[k] for k in matplotlib.rcParams if k != "backend"}
         before = snapshot()
-        import rp2pr_eval.figures
+        import rp2pr_eval.presentation.figures
         assert snapshot() == before
         assert "matplotlib.pyplot" not in sys.modules
         """
@@ -613,8 +613,8 @@ _BUILD_AND_SAVE = textwrap.dedent("""
     import sys, matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from rp2pr_eval.figures import save_figure, style
-    from rp2pr_eval.figures.style import ARM_COLOURS
+    from rp2pr_eval.presentation.figures import save_figure, style
+    from rp2pr_eval.presentation.figures.style import ARM_COLOURS
     with style(size="single"):
         fig, ax = plt.subplots()
         ax.plot([2008, 2013], [0.55, 0.63], color=ARM_COLOURS["control"], label="Control")

@@ -38,7 +38,7 @@ from scipy import special, stats
 from statsmodels.genmod.cov_struct import Exchangeable, Independence
 
 from rp2pr_eval.errors import DataError
-from rp2pr_eval.gee_core import GeeConvergenceWarning, GeeFit, fit_gee_logit
+from rp2pr_eval.models.gee import GeeConvergenceWarning, GeeFit, fit_gee_logit
 
 REF_DIR = Path(__file__).parent / "reference"
 COVARIATES = ["treat", "post", "treat_post", "age", "female", "stage2", "stage3"]
@@ -436,12 +436,11 @@ def test_convergence_is_invariant_to_covariate_scaling(data, fits):
 def ilcop_like():
     """20 pairs (8 treated) at ILCOP volumes: 44,625 patients, pair clusters of 1,144-4,731."""
     import rp2pr_eval as rp
-    from rp2pr_eval._prepare import prepare
-    from rp2pr_eval.did import _patient_design
+    from rp2pr_eval.estimators.prepare import patient_design, prepare
 
     df = rp.simulate_nlca(seed=3, n_pairs=20, n_treated_pairs=8)
     prep = prepare(df, "active_treatment", design=None, cluster="pair_id", kinds=("binary",))
-    X, names = _patient_design(prep, rp.CASE_MIX)
+    X, names = patient_design(prep, rp.CASE_MIX)
     y = prep.rows["active_treatment"].to_numpy(float)
     g = np.asarray(prep.cluster_codes())
     order = np.argsort(g, kind="stable")
@@ -450,7 +449,7 @@ def ilcop_like():
 
 def _fixed_rho_fit(X, y, g, rho):
     """Our Fisher scoring with rho held fixed, and the sandwiches there (rows sorted by g)."""
-    from rp2pr_eval import gee_core
+    from rp2pr_eval.models import gee as gee_core
 
     sizes = np.bincount(g)
     beta, _, converged, _, _, _ = gee_core._fit_gee(
@@ -520,7 +519,7 @@ def test_large_clusters_runaway_falls_back_to_one_step_rho(ilcop_like):
     same fit rho="one-step" gives without a warning — in well under a second of CPU."""
     import time
 
-    from rp2pr_eval.gee_core import GeeConvergenceWarning, _one_step_rho
+    from rp2pr_eval.models.gee import GeeConvergenceWarning, _one_step_rho
 
     X, y, g, names, _ = ilcop_like
     cpu = time.process_time()
@@ -582,12 +581,11 @@ def test_large_clusters_converge_where_a_solution_exists():
     (29 updates); at our rho, statsmodels reproduces our beta and robust SEs, and its own
     moment update returns the same rho, i.e. (beta, rho) solves both equations."""
     import rp2pr_eval as rp
-    from rp2pr_eval._prepare import prepare
-    from rp2pr_eval.did import _patient_design
+    from rp2pr_eval.estimators.prepare import patient_design, prepare
 
     df = rp.simulate_nlca(seed=3, volume_median=120, volume_clip=(120 / 3.5, 120 * 3.5))
     prep = prepare(df, "active_treatment", design=None, cluster="pair_id", kinds=("binary",))
-    X, names = _patient_design(prep, rp.CASE_MIX)
+    X, names = patient_design(prep, rp.CASE_MIX)
     y = prep.rows["active_treatment"].to_numpy(float)
     g = np.asarray(prep.cluster_codes())
     assert np.bincount(g).max() > 2000
@@ -609,7 +607,7 @@ def test_large_clusters_converge_where_a_solution_exists():
 def test_gee_logistic_falls_back_to_independence_on_runaway(ilcop_like):
     """The analysis layer catches the DataError and reports the independence fit."""
     import rp2pr_eval as rp
-    from rp2pr_eval.gee import gee_logistic_with_fallback
+    from rp2pr_eval.estimators.gee import gee_logistic_with_fallback
 
     df = ilcop_like[-1]
     effect = gee_logistic_with_fallback(df, "active_treatment", covariates=rp.CASE_MIX,
@@ -618,7 +616,7 @@ def test_gee_logistic_falls_back_to_independence_on_runaway(ilcop_like):
     assert "keeps growing" in effect.details["fallback"]
     assert np.isfinite(effect.se) and effect.se > 0
     # the public estimator itself answers with the one-step rho, and says so
-    from rp2pr_eval.gee_core import GeeConvergenceWarning
+    from rp2pr_eval.models.gee import GeeConvergenceWarning
 
     with pytest.warns(GeeConvergenceWarning, match="one-step"):
         own = rp.gee_logistic(df, "active_treatment", covariates=rp.CASE_MIX)

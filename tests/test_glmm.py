@@ -26,7 +26,7 @@ import pytest
 from scipy import integrate, special
 
 from rp2pr_eval.errors import DataError
-from rp2pr_eval.mixed.glmm import (
+from rp2pr_eval.models.glmm import (
     GlmmBoundaryWarning,
     GlmmConvergenceWarning,
     _Objective,
@@ -453,7 +453,7 @@ def test_converged_fit_emits_no_warning():
 @pytest.mark.fixture
 def test_identical_rows_are_aggregated_without_changing_the_fit(monkeypatch):
     """Rows with the same group and covariates are collapsed into binomial rows."""
-    from rp2pr_eval.mixed import glmm
+    from rp2pr_eval.models import glmm
 
     rng = np.random.default_rng(21)
     n, G = 6000, 30
@@ -477,7 +477,7 @@ def test_profile_upper_limit_at_the_boundary():
     """At sigma = 0 the profile interval is [0, u] with l_p(u) = l_glm - chi2_1(0.95) / 2."""
     from scipy import linalg
 
-    from rp2pr_eval.mixed.glmm import _profile_beta
+    from rp2pr_eval.models.glmm import _profile_beta
 
     rng = np.random.default_rng(3)
     n, G = 3000, 30

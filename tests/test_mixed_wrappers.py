@@ -25,11 +25,11 @@ def test_mixed_logistic_recovers_the_conditional_log_odds_ratio(trial):
     assert robust.se > e.se
     assert abs(e.estimate - 0.4) < 3 * robust.se, (e.estimate, robust.se)
     import statsmodels.api as sm
-    from rp2pr_eval._prepare import prepare
-    from rp2pr_eval.did import _patient_design
+
+    from rp2pr_eval.estimators.prepare import patient_design, prepare
 
     prep = prepare(trial, "histo_confirmed", design=None, cluster="pair_id", kinds=("binary",))
-    X, names = _patient_design(prep, rp.CASE_MIX)
+    X, names = patient_design(prep, rp.CASE_MIX)
     D = (prep.rows["trust_id"].to_numpy()[:, None] == np.unique(prep.rows["trust_id"])[None, :]).astype(float)
     fe = sm.GLM(prep.rows["histo_confirmed"].to_numpy(float), np.column_stack([X[:, [2, 3]], X[:, 4:], D]),
                 family=sm.families.Binomial()).fit()

@@ -175,14 +175,18 @@ ARRAY_CASES = [
 def test_array_path_equals_patient_table_path(outcome, estimator, options, volumes):
     """String estimators simulate only the outcome and aggregate arrays; the numbers equal the patient-table path."""
     from rp2pr_eval.inference import power as pw
-    from rp2pr_eval.synthetic import SimulatedTrial, _Settings, _simulate
+    from rp2pr_eval.synthetic.generator import (
+        GeneratorSettings,
+        SimulatedTrial,
+        simulate_arrays,
+    )
 
     cfg, _ = pw._validate(None, outcome, (0.3,), 2, estimator, seed=1, alpha=0.05, target_power=0.8,
                           common_random_numbers=True, simulate_kwargs=volumes, **options)
     failures = 0
     for seed in range(4):
         effects = {outcome: 0.3}
-        trial = _simulate(np.random.default_rng(seed), cfg.design, effects, _Settings(**volumes), outcomes=(outcome,))
+        trial = simulate_arrays(np.random.default_rng(seed), cfg.design, effects, GeneratorSettings(**volumes), outcomes=(outcome,))
         assert isinstance(trial, SimulatedTrial) and set(trial.outcomes["y"]) < set(rp.OUTCOMES)
         frame = rp.simulate_nlca(seed=np.random.default_rng(seed), effects=effects, **volumes)
         fast, slow = pw._analyse(trial, 0, seed, 0.3, cfg), pw._analyse(frame, 0, seed, 0.3, cfg)
@@ -199,10 +203,10 @@ def test_array_path_equals_patient_table_path(outcome, estimator, options, volum
 @pytest.mark.fixture
 def test_trial_panel_names_trusts_without_data():
     from rp2pr_eval.inference.power import _trial_panel
-    from rp2pr_eval.synthetic import _Settings, _simulate
+    from rp2pr_eval.synthetic.generator import GeneratorSettings, simulate_arrays
 
     design = rp.StudyDesign()
-    trial = _simulate(3, design, {}, _Settings(**SMALL), outcomes=("active_treatment",))
+    trial = simulate_arrays(3, design, {}, GeneratorSettings(**SMALL), outcomes=("active_treatment",))
     assert len(_trial_panel(trial, "active_treatment", "period", design)) == 2 * 80
     y = trial.outcomes["y"]["active_treatment"]
     y[(trial.trust_idx == 4) & np.isin(trial.years[trial.year_idx], design.post_years)] = np.nan

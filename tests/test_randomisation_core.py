@@ -14,7 +14,7 @@ import pytest
 import statsmodels.api as sm
 
 from rp2pr_eval.errors import DataError
-from rp2pr_eval.inference.randomisation import (
+from rp2pr_eval.models.randomisation import (
     assignment_map,
     batched_wls_coef,
     batched_wls_stat,
@@ -233,7 +233,7 @@ def test_batched_cr1_with_absorbed_fixed_effects_equals_statsmodels():
 @pytest.mark.parametrize("working_model", ["identity", "inverse_weights"])
 @pytest.mark.parametrize("design", ["did", "twfe"])
 def test_batched_cr2_equals_variance_wls(working_model, design):
-    variance = pytest.importorskip("rp2pr_eval.inference.variance")
+    variance = pytest.importorskip("rp2pr_eval.models.linear")
     if design == "did":
         d = did_panel(9, effect=0.02)
         A, _ = pair_assignments(40, 15, 6, rng=10)

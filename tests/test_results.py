@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 import rp2pr_eval as rp
-from rp2pr_eval.results import TIDY_COLUMNS, Effect, effects_table, load_effects, render, save_effects
+from rp2pr_eval.results.effect import (
+    TIDY_COLUMNS,
+    Effect,
+    effects_table,
+    load_effects,
+    render,
+    save_effects,
+)
 
 pytestmark = pytest.mark.fixture
 

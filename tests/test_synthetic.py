@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import rp2pr_eval as rp
-from rp2pr_eval.summary import national_rates
+from rp2pr_eval.data.describe import national_rates
 from tests.conftest import BUNDLED
 
 
@@ -174,13 +174,13 @@ def test_bundled_data_loads_with_truth(bundled_patients):
                                      "days_referral_to_treatment", "treated_within_62d", "survival_days"])
 def test_one_outcome_simulation_equals_the_full_table(outcome):
     """The power simulation's generator path (one outcome, same random numbers) gives simulate_nlca's column."""
-    from rp2pr_eval.synthetic import _Settings, _simulate
+    from rp2pr_eval.synthetic.generator import GeneratorSettings, simulate_arrays
 
     planted = "days_referral_to_treatment" if outcome == "treated_within_62d" else outcome
     effects = {planted: 0.4, "active_treatment": 0.2}
     kwargs = {"volume_median": 60, "volume_clip": (30, 120), "n_pairs": 12, "n_treated_pairs": 5}
     full = rp.simulate_nlca(seed=21, effects=effects, **kwargs)
-    trial = _simulate(21, None, effects, _Settings(**kwargs), outcomes=(outcome,))
+    trial = simulate_arrays(21, None, effects, GeneratorSettings(**kwargs), outcomes=(outcome,))
     assert "cns_seen" not in trial.outcomes["y"]  # the other outcomes were not simulated
     want = full[outcome].to_numpy(dtype=float, na_value=np.nan)
     np.testing.assert_array_equal(trial.outcomes["y"][outcome], want)
@@ -189,7 +189,7 @@ def test_one_outcome_simulation_equals_the_full_table(outcome):
     assert trial.truth["risk_difference"].get(outcome) == full.attrs["truth"]["risk_difference"].get(outcome)
     assert trial.truth["pairs"] == full.attrs["truth"]["pairs"]
     with pytest.raises(rp.ParameterError, match="unknown outcome"):
-        _simulate(21, None, {}, _Settings(**kwargs), outcomes=("no_such",))
+        simulate_arrays(21, None, {}, GeneratorSettings(**kwargs), outcomes=("no_such",))
 
 
 @pytest.mark.fixture
@@ -197,7 +197,7 @@ def test_calibration_hits_the_target_rate_with_recording_and_cap():
     """α per year solves mean(recorded × expit(α + η)) = target (capped at 0.999 × the recorded share)."""
     from scipy.special import expit
 
-    from rp2pr_eval.synthetic import _calibrate
+    from rp2pr_eval.synthetic.generator import _calibrate
 
     rng = np.random.default_rng(4)
     key_year = np.repeat(np.arange(3), 50)

@@ -14,10 +14,9 @@ import pytest
 
 import rp2pr_eval as rp
 from rp2pr_eval import DataError, Effect, StudyDesign
-from rp2pr_eval.disclosure import DisclosurePolicy, check_disclosure
-from rp2pr_eval.results import format_frame
-from rp2pr_eval.summary import national_rates
-from rp2pr_eval.tables import (
+from rp2pr_eval.data.describe import national_rates
+from rp2pr_eval.presentation.disclosure import DisclosurePolicy, check_disclosure
+from rp2pr_eval.presentation.tables import (
     NATIONAL_COLUMNS,
     TABLE_ONE_COLUMNS,
     disclosure_policy,
@@ -26,6 +25,7 @@ from rp2pr_eval.tables import (
     results_table,
     table_one,
 )
+from rp2pr_eval.results.effect import format_frame
 
 pytestmark = pytest.mark.fixture
 

@@ -15,9 +15,9 @@ import pytest
 from scipy import stats
 
 import rp2pr_eval as rp
-from rp2pr_eval import validation as val
-from rp2pr_eval.cli import _add_common
+from rp2pr_eval.cli import main as cli_main
 from rp2pr_eval.errors import ParameterError
+from rp2pr_eval.inference import method_study as val
 
 pytestmark = pytest.mark.simulation
 
@@ -28,10 +28,9 @@ TINY = dict(effect_reps=2, methods=("did_aggregate_cr1_trust", "ancova_cr2_pair"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rp2pr-eval")
-    sub = parser.add_subparsers(dest="command")
-    val.register_cli(sub, _add_common)
-    return parser
+    from rp2pr_eval import cli
+
+    return cli.build_parser()
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +135,7 @@ def test_gee_is_fitted_once_for_both_sandwiches(monkeypatch):
                                p_value=0.11, df=21.0, details={"se_robust": 0.1, "converged": True,
                                "risk_difference": {"estimate": 0.03, "ci_low": -0.01, "ci_high": 0.07}})
 
-    monkeypatch.setattr("rp2pr_eval.gee.gee_logistic", fake_gee)
+    monkeypatch.setattr("rp2pr_eval.estimators.gee.gee_logistic", fake_gee)
     truths = {"risk_difference": 0.04, "log_odds_ratio": 0.3}
     rows = {r["method"]: r for r in val._patient_rows(None, "active_treatment", ["gee_robust", "gee_mancl_derouen"],
                                                       truths)}
@@ -205,8 +204,8 @@ def test_cli_writes_csv_and_markdown(tmp_path, capsys, tiny_serial):
 
 def test_cli_small_defaults_to_cheap_methods():
     args = _parser().parse_args(["validate-methods", "--reps", "2", "--small"])
-    assert val._parse_methods(args.methods, args.small) == val.CHEAP_METHODS
-    assert val._parse_methods("cheap,mixed_logistic", False) == (*val.CHEAP_METHODS, "mixed_logistic")
+    assert val.parse_methods(args.methods, args.small) == val.CHEAP_METHODS
+    assert val.parse_methods("cheap,mixed_logistic", False) == (*val.CHEAP_METHODS, "mixed_logistic")
     assert args.backend == "local" and args.effect == 0.3 and args.outcome == "active_treatment"
 
 
@@ -219,7 +218,7 @@ def test_cli_small_defaults_to_cheap_methods():
     (["--reps", "2", "--scheduler", "tcp://127.0.0.1:8786"], "--scheduler"),
 ])
 def test_cli_errors_name_the_option(argv, flag, capsys, tmp_path):
-    assert val.main([*argv, "--out", str(tmp_path)]) == 2
+    assert cli_main(["validate-methods", *argv, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rp2pr-eval: error:") and flag in err and "Traceback" not in err
 
@@ -257,7 +256,7 @@ def test_a_failing_estimator_is_counted_not_fatal(monkeypatch):
     def broken(*args, **kwargs):
         raise rp.DataError("GEE did not converge on a large cluster")
 
-    monkeypatch.setattr("rp2pr_eval.gee.gee_logistic", broken)
+    monkeypatch.setattr("rp2pr_eval.estimators.gee.gee_logistic", broken)
     summary = val.validate_methods(2, effect_reps=1, methods=("ancova_cr2_pair", "gee_robust", "gee_mancl_derouen"),
                                    backend="serial", simulate_kwargs=SMALL).set_index("method")
     assert summary.loc["ancova_cr2_pair", "failures"] == 0

@@ -17,7 +17,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from rp2pr_eval.errors import DataError
-from rp2pr_eval.inference.variance import (
+from rp2pr_eval.models.linear import (
     LinearFit,
     cluster_vcov,
     satterthwaite_df,

@@ -15,7 +15,7 @@ import pytest
 import statsmodels.api as sm
 
 from rp2pr_eval.errors import DataError
-from rp2pr_eval.inference.wild import bootstrap_weights, wild_cluster_bootstrap_linear
+from rp2pr_eval.models.wild import bootstrap_weights, wild_cluster_bootstrap_linear
 
 N_PAIRS = 40
 N_TREATED = 15

@@ -1,9 +1,14 @@
 """Data layer: the contract, loading, validation and trust panels."""
-from ..errors import DataError
-from .contract import REQUIRED_COLUMNS
-from .io import load_patients, save_patients, truth_path
-from .panel import analysis_rows, trust_panel
-from .validate import PeriodCoverageWarning, trusts_missing_period, validate_panel, validate_patients
+from rp2pr_eval.data.contract import REQUIRED_COLUMNS
+from rp2pr_eval.data.io import load_patients, save_patients, truth_path
+from rp2pr_eval.data.panel import analysis_rows, trust_panel
+from rp2pr_eval.data.validate import (
+    PeriodCoverageWarning,
+    trusts_missing_period,
+    validate_panel,
+    validate_patients,
+)
+from rp2pr_eval.errors import DataError
 
 __all__ = [
     "DataError", "REQUIRED_COLUMNS", "load_patients", "save_patients", "truth_path", "analysis_rows",

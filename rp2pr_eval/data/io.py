@@ -16,10 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..design import StudyDesign
-from ..errors import DataError
-from .contract import TEXT_COLUMNS
-from .validate import validate_patients
+from rp2pr_eval.data.contract import TEXT_COLUMNS
+from rp2pr_eval.data.validate import validate_patients
+from rp2pr_eval.errors import DataError
+from rp2pr_eval.study.design import StudyDesign
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
 
@@ -107,7 +107,7 @@ def load_patients(
         raise DataError(f"{path}: the file has a header but no rows")
     sidecar = truth_path(path)
     if sidecar.is_file():
-        from ..synthetic import Truth
+        from rp2pr_eval.data.truth import Truth
 
         frame.attrs["truth"] = Truth(json.loads(sidecar.read_text(encoding="utf-8")))
     if validate:

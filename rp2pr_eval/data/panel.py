@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._options import PanelBy, check_option
-from ..design import StudyDesign, resolve_design
-from ..errors import DataError
-from ..outcomes import Outcome, resolve_outcome
-from .contract import PERIODS
-from .validate import validate_patients
+from rp2pr_eval._options import PanelBy, check_option
+from rp2pr_eval.data.contract import PERIODS
+from rp2pr_eval.data.validate import validate_patients
+from rp2pr_eval.errors import DataError
+from rp2pr_eval.study.design import StudyDesign, resolve_design
+from rp2pr_eval.study.outcomes import Outcome, resolve_outcome
 
 
 def analysis_mask(patients: pd.DataFrame, entry: Outcome) -> tuple[np.ndarray, dict[str, int]]:

@@ -14,10 +14,16 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from ..design import StudyDesign, resolve_design
-from ..errors import DataError
-from ..outcomes import OUTCOMES
-from .contract import COLUMN_RULES, ID_COLUMNS, PANEL_COLUMNS, PERIODS, REQUIRED_COLUMNS
+from rp2pr_eval.data.contract import (
+    COLUMN_RULES,
+    ID_COLUMNS,
+    PANEL_COLUMNS,
+    PERIODS,
+    REQUIRED_COLUMNS,
+)
+from rp2pr_eval.errors import DataError
+from rp2pr_eval.study.design import StudyDesign, resolve_design
+from rp2pr_eval.study.outcomes import OUTCOMES
 
 _SHOW = 5  # how many offending rows/trusts a message names
 

@@ -2,7 +2,7 @@
 
 The array-level cores (:mod:`.randomisation`, :mod:`.wild`) do the work; this
 module turns a patient table and an estimator into their inputs through the
-estimator's :class:`~rp2pr_eval.did.LinearSpec`, and the results into
+estimator's :class:`~rp2pr_eval.estimators.did.LinearSpec`, and the results into
 package objects.  Linear estimators (``did_aggregate``, ``ancova``,
 ``did_twfe``) are recomputed for all draws without refitting; any other
 estimator goes through a generic path that refits it for each re-randomisation
@@ -16,15 +16,19 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .._options import BootWeights, RIStatistic, check_option
-from ..design import StudyDesign, resolve_design
-from ..did import LINEAR_ESTIMATORS, linear_spec
-from .._prepare import scale_of
-from ..outcomes import resolve_outcome
-from ..results import Effect
-from .randomisation import (RandomisationResult, pair_assignments, randomisation_pvalue,
-                            randomisation_test_linear)
-from .wild import bootstrap_weights, wild_cluster_bootstrap_linear
+from rp2pr_eval._options import BootWeights, RIStatistic, check_option
+from rp2pr_eval.estimators.did import LINEAR_ESTIMATORS, linear_spec
+from rp2pr_eval.estimators.prepare import scale_of
+from rp2pr_eval.models.randomisation import (
+    RandomisationResult,
+    pair_assignments,
+    randomisation_pvalue,
+    randomisation_test_linear,
+)
+from rp2pr_eval.models.wild import bootstrap_weights, wild_cluster_bootstrap_linear
+from rp2pr_eval.results.effect import Effect
+from rp2pr_eval.study.design import StudyDesign, resolve_design
+from rp2pr_eval.study.outcomes import resolve_outcome
 
 
 def _estimator_name(estimator) -> str:
@@ -190,7 +194,7 @@ def wild_cluster_bootstrap(
         size with few clusters (Cameron, Gelbach & Miller 2008; MacKinnon &
         Webb 2018).  ``False``: unrestricted (WCU) — draws from the unrestricted
         residuals, t* centred at the estimate, symmetric percentile-t interval
-        (see :func:`~rp2pr_eval.inference.wild.wild_cluster_bootstrap_linear`).
+        (see :func:`~rp2pr_eval.models.wild.wild_cluster_bootstrap_linear`).
     weight_matrix
         (n_boot, G) weights to share across outcomes (columns in sorted cluster order).
 

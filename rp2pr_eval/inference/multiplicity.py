@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .._options import AdjustMethod, check_option
-from ..results import Effect
+from rp2pr_eval._options import AdjustMethod, check_option
+from rp2pr_eval.results.effect import Effect
 
 
 def romano_wolf(observed: np.ndarray, null_draws: np.ndarray) -> np.ndarray:

@@ -46,14 +46,21 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._options import VcovType, WeightsType, check_option
-from ..design import StudyDesign, resolve_design
-from ..errors import DataError, ParameterError
-from ..outcomes import OUTCOMES
-from ..results import _json_safe, _native
-from .._prepare import aggregate_cells
-from ..synthetic import SimulatedTrial, _Settings, _simulate, pair_labels, simulate_nlca, trust_labels
-from .variance import wls
+from rp2pr_eval._options import VcovType, WeightsType, check_option
+from rp2pr_eval.errors import DataError, ParameterError
+from rp2pr_eval.estimators.prepare import aggregate_cells
+from rp2pr_eval.models.linear import wls
+from rp2pr_eval.results.effect import json_safe, to_native
+from rp2pr_eval.study.design import StudyDesign, resolve_design
+from rp2pr_eval.study.outcomes import OUTCOMES
+from rp2pr_eval.synthetic.generator import (
+    GeneratorSettings,
+    SimulatedTrial,
+    pair_labels,
+    simulate_arrays,
+    simulate_nlca,
+    trust_labels,
+)
 
 __all__ = [
     "PowerResult",
@@ -123,7 +130,7 @@ class MinimumDetectableEffect:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["bracket"] = None if self.bracket is None else list(self.bracket)
-        return _json_safe(_native(out))
+        return json_safe(to_native(out))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "MinimumDetectableEffect":
@@ -197,7 +204,7 @@ class PowerResult:
             elif isinstance(value, MinimumDetectableEffect):
                 out[name] = value.to_dict()
             else:
-                out[name] = _json_safe(_native(value))
+                out[name] = json_safe(to_native(value))
         return out
 
     @classmethod
@@ -412,8 +419,8 @@ def power_simulation(
         Simulated trials per planted effect (≥ 2).
     estimator
         ``"ancova"`` (the primary analysis), ``"did_aggregate"`` or
-        ``"did_twfe"`` — fitted through :func:`rp2pr_eval.did.linear_specs` and
-        :func:`~rp2pr_eval.inference.variance.wls` with ``vcov``, ``cluster``
+        ``"did_twfe"`` — fitted through :func:`rp2pr_eval.estimators.did.linear_specs` and
+        :func:`~rp2pr_eval.models.linear.wls` with ``vcov``, ``cluster``
         and ``weights`` (the same numbers as :func:`rp2pr_eval.ancova` etc.) —
         or any callable ``(patients, outcome) -> Effect`` (e.g.
         ``functools.partial(rp.did_logistic, covariates=rp.CASE_MIX)``; slower,
@@ -544,7 +551,7 @@ def power_simulation(
         scale=cfg.scale, effect_scale=cfg.effect_scale, alpha=float(alpha), target_power=float(target_power),
         n_sims=int(n_sims), seed=int(seed), vcov=cfg.vcov, cluster=cfg.cluster, weights=cfg.weights,
         common_random_numbers=bool(common_random_numbers), design=cfg.design.to_dict(),
-        simulate_kwargs=_native(dict(cfg.simulate_kwargs)), timing=timing,
+        simulate_kwargs=to_native(dict(cfg.simulate_kwargs)), timing=timing,
     )
 
 
@@ -696,12 +703,12 @@ def _run_chunk(chunk, cfg: _Config) -> dict:
     """
     c0 = time.process_time()
     records, sim_cpu, fit_cpu = [], 0.0, 0.0
-    settings = _Settings(**cfg.simulate_kwargs)
+    settings = GeneratorSettings(**cfg.simulate_kwargs)
     for e_idx, i, effect, child in chunk:
         s0 = time.process_time()
         rng = np.random.default_rng(child)
         if isinstance(cfg.estimator, str):
-            data = _simulate(rng, cfg.design, {cfg.outcome: effect}, settings, outcomes=(cfg.outcome,))
+            data = simulate_arrays(rng, cfg.design, {cfg.outcome: effect}, settings, outcomes=(cfg.outcome,))
         else:
             data = simulate_nlca(seed=rng, design=cfg.design, effects={cfg.outcome: effect}, **cfg.simulate_kwargs)
         s1 = time.process_time()
@@ -752,11 +759,11 @@ def _analyse(data: SimulatedTrial | pd.DataFrame, e_idx: int, i: int, effect: fl
 
 def _fit_linear(data: SimulatedTrial | pd.DataFrame, cfg: _Config, level: float) -> dict:
     """Estimate, SE, df, p and interval of a linear estimator on a simulated trial (arrays) or patient table."""
-    from ..did import _spec_from_panel, linear_specs
+    from rp2pr_eval.estimators.did import linear_specs, spec_from_panel
 
     if isinstance(data, SimulatedTrial):
         by = "audit_year" if cfg.estimator == "did_twfe" else "period"
-        spec = _spec_from_panel(_trial_panel(data, cfg.outcome, by, cfg.design), cfg.outcome, cfg.estimator,
+        spec = spec_from_panel(_trial_panel(data, cfg.outcome, by, cfg.design), cfg.outcome, cfg.estimator,
                                 design=cfg.design, cluster=cfg.cluster, weights=cfg.weights)
     else:
         spec = linear_specs(data, cfg.outcome, (cfg.estimator,), design=cfg.design,
@@ -772,7 +779,7 @@ def _trial_panel(trial: SimulatedTrial, outcome: str, by: str, design: StudyDesi
     Eligible patients with a recorded value in the pre and post years, one row
     per trust × ``period`` (``"post"`` before ``"pre"``, text order) or per trust
     × ``audit_year``, sorted by trust: the layout and numbers of
-    :func:`rp2pr_eval._prepare.trust_values` on the assembled frame (tested).
+    :func:`rp2pr_eval.estimators.prepare.trust_values` on the assembled frame (tested).
 
     Raises
     ------
@@ -939,7 +946,7 @@ def _restore_tuples(kwargs: Mapping[str, Any]) -> dict:
 
 def _frame_to_records(frame: pd.DataFrame) -> dict:
     return {"columns": list(frame.columns),
-            "data": [[_json_safe(_native(v)) for v in row] for row in frame.itertuples(index=False, name=None)]}
+            "data": [[json_safe(to_native(v)) for v in row] for row in frame.itertuples(index=False, name=None)]}
 
 
 def _records_to_frame(payload: Mapping[str, Any], dtypes: Mapping[str, str]) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-# Reference values for tests/test_cox.py (rp2pr_eval.survival_core.fit_cox).
+# Reference values for tests/test_cox.py (rp2pr_eval.models.cox.fit_cox).
 #
 # Run from the repository root:   Rscript tests/reference/cox.R
 # Writes tests/reference/data/cox_data.csv.gz and tests/reference/cox_reference.json.

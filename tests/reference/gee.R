@@ -1,4 +1,4 @@
-# Reference values for tests/test_gee.py (rp2pr_eval.gee_core.fit_gee_logit).
+# Reference values for tests/test_gee.py (rp2pr_eval.models.gee.fit_gee_logit).
 #
 # Run from the repository root:   Rscript tests/reference/gee.R
 # Writes tests/reference/data/gee_data.csv and tests/reference/gee_reference.json.

@@ -1,4 +1,4 @@
-## Reference values for rp2pr_eval.mixed.glmm (random-intercept logistic GLMM).
+## Reference values for rp2pr_eval.models.glmm (random-intercept logistic GLMM).
 ##
 ## Run from the repository root:
 ##     Rscript tests/reference/glmm.R

@@ -1,4 +1,4 @@
-## Reference values for rp2pr_eval.mixed.lmm (random-intercept linear mixed model, REML).
+## Reference values for rp2pr_eval.estimators.mixed_linear (random-intercept linear mixed model, REML).
 ##
 ## Run from the repository root, after the Python data step:
 ##     .venv/bin/python tests/reference/make_lmm_data.py

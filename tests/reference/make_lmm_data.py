@@ -37,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 import rp2pr_eval as rp
-from rp2pr_eval._prepare import prepare, trust_values
+from rp2pr_eval.estimators.prepare import prepare, trust_values
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE / "data"

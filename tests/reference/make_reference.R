@@ -1,4 +1,4 @@
-## Reference values for the difference-in-differences estimators of rp2pr_eval/did.py
+## Reference values for the difference-in-differences estimators of rp2pr_eval/estimators/did.py
 ## (did_aggregate, ancova, did_twfe, event_study, did_logistic, did_cox), read by
 ## tests/test_did_reference.py.
 ##

@@ -17,7 +17,7 @@ and the files are what R needs to refit the package's estimators:
     Patient-level rows of the pre and post years (2008–09, 2012–13) with
     ``active_treatment``, ``survival_days``, ``died`` and the case-mix columns
     (``age, sex, performance_status, stage, imd_quintile``), plus ``treated``
-    and ``post`` coded as :func:`rp2pr_eval._prepare.prepare` codes them
+    and ``post`` coded as :func:`rp2pr_eval.estimators.prepare.prepare` codes them
     (arm == intervention; audit year in the design's post years).  Missing
     values are written ``NA``.
 ``data/did_panel_period.csv``
@@ -44,7 +44,7 @@ from pathlib import Path
 import pandas as pd
 
 import rp2pr_eval as rp
-from rp2pr_eval._prepare import prepare, trust_values
+from rp2pr_eval.estimators.prepare import prepare, trust_values
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE / "data"

@@ -1,4 +1,4 @@
-# Reference values for rp2pr_eval/inference/variance.py (tests/test_variance.py).
+# Reference values for rp2pr_eval/models/linear.py (tests/test_variance.py).
 #
 # Run from the repository root:
 #   Rscript tests/reference/variance.R

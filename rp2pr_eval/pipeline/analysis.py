@@ -1,0 +1,146 @@
+"""One outcome, every estimator: what the outcome notebook and the batch runner call.
+
+:func:`analyse_outcome` runs each requested estimator that applies to the
+outcome's kind (binary, continuous, time to event), records what was skipped
+and why, and keeps the small frames figures need (trust panels, event study,
+randomisation histogram, trust random effects).  :class:`OutcomeAnalysis`
+saves to and loads from a results folder, so figures and the summary can be
+regenerated without refitting.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from rp2pr_eval.estimators.did import (
+    ancova,
+    did_aggregate,
+    did_cox,
+    did_logistic,
+    did_twfe,
+    event_study,
+)
+from rp2pr_eval.estimators.gee import gee_logistic_with_fallback
+from rp2pr_eval.estimators.mixed_linear import mixed_linear
+from rp2pr_eval.estimators.mixed_logistic import mixed_logistic
+from rp2pr_eval.inference.design_based import (
+    randomisation_effect,
+    randomisation_test,
+    wild_cluster_bootstrap,
+)
+from rp2pr_eval.results.outcome import OutcomeAnalysis
+from rp2pr_eval.study.design import StudyDesign, resolve_design
+from rp2pr_eval.study.outcomes import CASE_MIX, resolve_outcome
+
+#: Every estimator step, in report order (the primary analysis first).
+ESTIMATORS: tuple[str, ...] = (
+    "ancova", "did_aggregate", "did_twfe", "mixed_linear", "did_logistic", "mixed_logistic", "gee_logistic",
+    "did_cox", "event_study", "randomisation_test", "wild_cluster_bootstrap",
+)
+_KINDS = {
+    "binary": set(ESTIMATORS) - {"did_cox"},
+    "continuous": {"ancova", "did_aggregate", "did_twfe", "mixed_linear", "event_study", "randomisation_test",
+                   "wild_cluster_bootstrap"},
+    "time_to_event": {"did_cox"},
+}
+
+
+def _histogram(draws: np.ndarray, bins: int = 60) -> dict[str, list[float]]:
+    counts, edges = np.histogram(draws, bins=bins)
+    return {"counts": counts.tolist(), "edges": edges.tolist()}
+
+
+def analyse_outcome(
+    patients: pd.DataFrame,
+    outcome: str,
+    *,
+    design: StudyDesign | None = None,
+    estimators: Sequence[str] | None = None,
+    cluster: str = "pair_id",
+    vcov: str = "CR2",
+    weights: str | None = "denominator",
+    covariates: Sequence[str] | None = tuple(CASE_MIX),
+    ri_draws: int = 10_000,
+    ri_statistic: str = "estimate",
+    boot_draws: int = 9_999,
+    boot_weights: str = "rademacher",
+    n_quad: int = 25,
+    gee_vcov: str = "mancl_derouen",
+    level: float = 0.95,
+    seed: int = 1,
+) -> OutcomeAnalysis:
+    """Run every requested estimator that applies to ``outcome`` (see :data:`ESTIMATORS`).
+
+    Estimators that do not apply to the outcome's kind are skipped with the
+    reason recorded; an estimator that fails on these data (e.g. separation)
+    is recorded in ``skipped`` with its error message rather than stopping the
+    others.  The randomisation test and the wild bootstrap use the ANCOVA
+    (primary) specification; the randomisation draws are seeded by ``seed`` so
+    all outcomes share the same re-randomisations (Romano–Wolf).
+    """
+    design = resolve_design(design)
+    entry = resolve_outcome(patients, outcome)
+    wanted = list(ESTIMATORS if estimators is None else estimators)
+    unknown = [e for e in wanted if e not in ESTIMATORS]
+    if unknown:
+        raise ValueError(f"unknown estimator(s) {unknown}; expected names from {', '.join(ESTIMATORS)}")
+    covariates = list(covariates) if covariates is not None else None
+    result = OutcomeAnalysis(outcome=entry.name, label=entry.label, kind=entry.kind, effects={})
+    common = dict(design=design, cluster=cluster)
+    steps = {
+        "ancova": lambda: ancova(patients, outcome, vcov=vcov, weights=weights, level=level, **common),
+        "did_aggregate": lambda: did_aggregate(patients, outcome, vcov=vcov, weights=weights, level=level, **common),
+        "did_twfe": lambda: did_twfe(patients, outcome, vcov="CR1" if vcov == "CR3" else vcov, weights=weights,
+                                     level=level, **common),
+        "mixed_linear": lambda: mixed_linear(patients, outcome, level=level, **common),
+        "did_logistic": lambda: did_logistic(patients, outcome, covariates=covariates, level=level, **common),
+        "mixed_logistic": lambda: mixed_logistic(patients, outcome, covariates=covariates, n_quad=n_quad,
+                                                 level=level, **common),
+        "gee_logistic": lambda: gee_logistic_with_fallback(patients, outcome, covariates=covariates, vcov=gee_vcov,
+                                                   level=level, **common),
+        "did_cox": lambda: did_cox(patients, outcome, covariates=covariates, level=level, **common),
+        "wild_cluster_bootstrap": lambda: wild_cluster_bootstrap(patients, outcome, "ancova", boot_draws,
+                                                                 weights=boot_weights, seed=seed,
+                                                                 regression_weights=weights, level=level, **common),
+    }
+    for name in wanted:
+        if name not in _KINDS[entry.kind]:
+            result.skipped[name] = f"does not apply to {entry.kind} outcomes"
+            continue
+        start = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("default")
+                if name == "event_study":
+                    result.event_study = event_study(patients, outcome, vcov=vcov, weights=weights, level=level,
+                                                     **common)
+                elif name == "randomisation_test":
+                    primary = result.effects.get("ancova") or ancova(patients, outcome, vcov=vcov, weights=weights,
+                                                                      level=level, **common)
+                    ri = randomisation_test(patients, outcome, "ancova", ri_draws, seed, statistic=ri_statistic,
+                                            weights=weights, level=level, **common)
+                    result.effects["randomisation_test"] = randomisation_effect(ri, primary).with_details(
+                        step="randomisation_test")
+                    result.randomisation = {"observed": ri.observed_statistic, "p_value": ri.p_value,
+                                            "mc_se": ri.mc_se, "n_draws": ri.n_draws, "exact": ri.exact,
+                                            "statistic": ri.statistic, "estimator": "ancova",
+                                            "histogram": _histogram(np.asarray(ri.draws))}
+                    result.ri_draws = np.asarray(ri.draws)
+                else:
+                    effect = steps[name]().with_details(step=name)
+                    result.effects[name] = effect
+                    if name == "mixed_logistic":
+                        result.trust_effects = pd.DataFrame(effect.details.get("trust_effects", []))
+        except (ValueError, np.linalg.LinAlgError) as exc:  # DataError is a ValueError
+            result.skipped[name] = f"not estimable on these data: {str(exc).splitlines()[0]}"
+        result.timings[name] = time.perf_counter() - start
+    if entry.kind == "binary":
+        from rp2pr_eval.data.panel import trust_panel
+
+        result.panel_year = trust_panel(patients, outcome, by="audit_year", design=design, validate=False)
+        result.panel_period = trust_panel(patients, outcome, by="period", design=design, validate=False)
+    return result

@@ -1,0 +1,249 @@
+"""Run parameters: YAML → validated frozen objects → Papermill parameters.
+
+``parameters/run.yaml`` holds the run (data, notebooks, outcomes, seeds,
+draws) and the base analysis settings; ``parameters/outcomes/<name>.yaml``
+override the analysis settings for one outcome (layered: base under
+per-outcome).  Everything is validated **before any notebook starts**:
+unknown keys, wrong types and unknown outcomes raise one
+:class:`~rp2pr_eval.errors.ParameterError` naming the file and the key
+(Papermill itself only warns about unknown parameters and turns ``-p outcome
+010`` into the integer 10).  Values handed to notebooks are JSON-native
+(lists, not tuples).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from rp2pr_eval._options import BootWeights, GeeVcov, RIStatistic, VcovType
+from rp2pr_eval.errors import ParameterError
+from rp2pr_eval.pipeline.analysis import ESTIMATORS
+from rp2pr_eval.study.design import StudyDesign
+from rp2pr_eval.study.outcomes import CASE_MIX, OUTCOMES, PRIMARY_OUTCOMES
+
+NOTEBOOKS: tuple[str, ...] = ("00_data_checks", "01_descriptives", "10_outcome_analysis", "20_summary", "30_power")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ParameterError(f"{path}: parameter file not found")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ParameterError(f"{path}: expected a mapping of keys, got {type(values).__name__}")
+    return values
+
+
+def _type_ok(value: Any, typ: Any) -> bool:
+    if typ is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typ is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if typ is str:
+        return isinstance(value, str)
+    if typ is bool:
+        return isinstance(value, bool)
+    if typ == "str_list":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if typ == "float_list":
+        return isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if typ == "str_or_none":
+        return value is None or isinstance(value, str)
+    raise AssertionError(typ)  # programming error, not user input
+
+
+def _check_mapping(values: Mapping[str, Any], spec: Mapping[str, Any], source: str, section: str = "") -> None:
+    prefix = f"{section}." if section else ""
+    unknown = sorted(set(values) - set(spec))
+    if unknown:
+        raise ParameterError(f"{source}: unknown key {prefix}{unknown[0]!r}; valid keys are {', '.join(sorted(spec))}")
+    for key, value in values.items():
+        typ = spec[key]
+        if isinstance(typ, tuple):  # allowed values
+            if value not in typ:
+                raise ParameterError(f"{source}: key {prefix}{key!r} = {value!r} is not valid; expected one of {list(typ)}")
+        elif not _type_ok(value, typ):
+            expected = {"str_list": "a list of strings", "float_list": "a list of numbers",
+                        "str_or_none": "a string or null"}.get(typ, getattr(typ, "__name__", str(typ)))
+            raise ParameterError(f"{source}: key {prefix}{key!r} must be {expected}, got {type(value).__name__} {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisSettings:
+    """Estimator settings for one outcome (the notebook parameters of ``10_outcome_analysis``)."""
+
+    estimators: tuple[str, ...] = ESTIMATORS
+    cluster: str = "pair_id"
+    vcov: str = "CR2"
+    weights: str | None = "denominator"
+    covariates: tuple[str, ...] = tuple(CASE_MIX)
+    ri_draws: int = 10_000
+    ri_statistic: str = "estimate"
+    boot_draws: int = 9_999
+    boot_weights: str = "rademacher"
+    n_quad: int = 25
+    gee_vcov: str = "mancl_derouen"
+    level: float = 0.95
+
+    def to_parameters(self) -> dict[str, Any]:
+        """JSON-native notebook parameters."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def merged(self, overrides: Mapping[str, Any]) -> "AnalysisSettings":
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        return replace(self, **values)
+
+
+_ANALYSIS_SPEC: dict[str, Any] = {
+    "estimators": "str_list", "cluster": ("pair_id", "trust_id"), "vcov": tuple(VcovType.__args__),
+    "weights": ("denominator", None), "covariates": "str_list", "ri_draws": int,
+    "ri_statistic": tuple(RIStatistic.__args__), "boot_draws": int, "boot_weights": tuple(BootWeights.__args__),
+    "n_quad": int, "gee_vcov": tuple(GeeVcov.__args__), "level": float,
+}
+
+
+def _check_analysis(values: Mapping[str, Any], source: str, section: str) -> None:
+    _check_mapping(values, _ANALYSIS_SPEC, source, section)
+    unknown = [e for e in values.get("estimators", []) if e not in ESTIMATORS]
+    if unknown:
+        raise ParameterError(f"{source}: key {section}.estimators has unknown estimator {unknown[0]!r}; "
+                             f"expected names from {', '.join(ESTIMATORS)}")
+    for key in ("ri_draws", "boot_draws", "n_quad"):
+        if key in values and values[key] < 1:
+            raise ParameterError(f"{source}: key {section}.{key} must be ≥ 1, got {values[key]}")
+    if "level" in values and not 0 < values["level"] < 1:
+        raise ParameterError(f"{source}: key {section}.level must be in (0, 1), got {values['level']}")
+
+
+@dataclass(frozen=True, slots=True)
+class PowerSettings:
+    n_sims: int = 200
+    effects: tuple[float, ...] = (0.0, 0.15, 0.3, 0.45)
+    estimator: str = "ancova"
+    outcome: str = "active_treatment"
+    backend: str = "serial"
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """A whole run, validated: what ``rp2pr-eval run`` executes."""
+
+    params_dir: str
+    data: str
+    design: StudyDesign
+    design_path: str = "parameters/design.yaml"
+    out: str = "outputs"
+    seed: int = 20100401
+    jobs: int = 2
+    notebooks: tuple[str, ...] = NOTEBOOKS
+    outcomes: tuple[str, ...] = tuple(OUTCOMES)
+    primary_outcomes: tuple[str, ...] = PRIMARY_OUTCOMES
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    outcome_settings: Mapping[str, AnalysisSettings] = field(default_factory=dict)
+    power: PowerSettings = field(default_factory=PowerSettings)
+
+    def settings_for(self, outcome: str) -> AnalysisSettings:
+        return self.outcome_settings.get(outcome, self.analysis)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything resolved, JSON-native (for the manifest)."""
+        return {
+            "params_dir": self.params_dir, "data": self.data, "design": self.design.to_dict(),
+            "design_path": self.design_path, "out": self.out,
+            "seed": self.seed, "jobs": self.jobs, "notebooks": list(self.notebooks), "outcomes": list(self.outcomes),
+            "primary_outcomes": list(self.primary_outcomes), "analysis": self.analysis.to_parameters(),
+            "outcome_settings": {k: v.to_parameters() for k, v in self.outcome_settings.items()},
+            "power": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.power).items()},
+        }
+
+    def with_overrides(self, **kwargs: Any) -> "RunConfig":
+        """Command-line overrides (``--data``, ``--out``, ``--jobs``, ``--seed``, ``--outcome``)."""
+        values = {k: v for k, v in kwargs.items() if v is not None}
+        if "outcomes" in values:
+            _check_outcomes(list(values["outcomes"]), "--outcome", "outcome")
+            values["outcomes"] = tuple(values["outcomes"])
+        if "jobs" in values and values["jobs"] < 1:
+            raise ParameterError(f"--jobs must be ≥ 1, got {values['jobs']}")
+        return replace(self, **values)
+
+
+def _check_outcomes(names: list[str], source: str, key: str) -> None:
+    unknown = [n for n in names if n not in OUTCOMES]
+    if unknown:
+        raise ParameterError(f"{source}: key {key!r} has unknown outcome {unknown[0]!r}; "
+                             f"expected names from {', '.join(OUTCOMES)}")
+
+
+_RUN_SPEC: dict[str, Any] = {
+    "data": str, "design": str, "out": str, "seed": int, "jobs": int, "notebooks": "str_list",
+    "outcomes": "str_list", "primary_outcomes": "str_list", "analysis": dict, "power": dict,
+}
+_POWER_SPEC: dict[str, Any] = {"n_sims": int, "effects": "float_list", "estimator": ("ancova", "did_aggregate", "did_twfe"),
+                               "outcome": str, "backend": ("serial", "local", "dask")}
+
+
+def load_run_config(params_dir: str | Path = "parameters", *, run_file: str = "run.yaml") -> RunConfig:
+    """Read and validate ``run.yaml``, the design file it names and every ``outcomes/*.yaml``.
+
+    Paths inside ``run.yaml`` are relative to the project root (the parent
+    of ``params_dir``) unless absolute.
+    """
+    params_dir = Path(params_dir)
+    if not params_dir.is_dir():
+        raise ParameterError(f"{params_dir}: parameter folder not found")
+    run_path = params_dir / run_file
+    raw = _read_yaml(run_path)
+    source = str(run_path)
+    for key, value in raw.items():
+        if key in _RUN_SPEC and _RUN_SPEC[key] is dict and not isinstance(value, dict):
+            raise ParameterError(f"{source}: key {key!r} must be a mapping, got {type(value).__name__}")
+    _check_mapping({k: v for k, v in raw.items() if _RUN_SPEC.get(k) is not dict},
+                   {k: v for k, v in _RUN_SPEC.items() if v is not dict}, source)
+    if "data" not in raw:
+        raise ParameterError(f"{source}: key 'data' (the patient table) is required")
+    root = params_dir.resolve().parent
+    design_path = Path(raw.get("design", str(params_dir / "design.yaml")))
+    design_path = design_path if design_path.is_absolute() else root / design_path
+    design = StudyDesign.from_yaml(design_path)
+    notebooks = raw.get("notebooks", list(NOTEBOOKS))
+    bad = [n for n in notebooks if n not in NOTEBOOKS]
+    if bad:
+        raise ParameterError(f"{source}: key 'notebooks' has unknown notebook {bad[0]!r}; expected {list(NOTEBOOKS)}")
+    outcomes = raw.get("outcomes", list(OUTCOMES))
+    _check_outcomes(outcomes, source, "outcomes")
+    primary = raw.get("primary_outcomes", list(PRIMARY_OUTCOMES))
+    _check_outcomes(primary, source, "primary_outcomes")
+    analysis_raw = raw.get("analysis", {})
+    _check_analysis(analysis_raw, source, "analysis")
+    base = AnalysisSettings().merged(analysis_raw)
+    per_outcome: dict[str, AnalysisSettings] = {}
+    outcome_dir = params_dir / "outcomes"
+    if outcome_dir.is_dir():
+        for path in sorted(outcome_dir.glob("*.yaml")):
+            name = path.stem
+            if name not in OUTCOMES:
+                raise ParameterError(f"{path}: file name {name!r} is not an outcome; expected one of {', '.join(OUTCOMES)}")
+            values = _read_yaml(path)
+            _check_analysis(values, str(path), "")
+            per_outcome[name] = base.merged(values)
+    power_raw = raw.get("power", {})
+    _check_mapping(power_raw, _POWER_SPEC, source, "power")
+    if "outcome" in power_raw:
+        _check_outcomes([power_raw["outcome"]], source, "power.outcome")
+    power = PowerSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in power_raw.items()})
+    if raw.get("jobs", 2) < 1:
+        raise ParameterError(f"{source}: key 'jobs' must be ≥ 1")
+    return RunConfig(
+        params_dir=str(params_dir), data=raw["data"], design=design, design_path=str(design_path),
+        out=raw.get("out", "outputs"),
+        seed=raw.get("seed", 20100401), jobs=raw.get("jobs", 2), notebooks=tuple(notebooks),
+        outcomes=tuple(outcomes), primary_outcomes=tuple(primary), analysis=base, outcome_settings=per_outcome,
+        power=power,
+    )

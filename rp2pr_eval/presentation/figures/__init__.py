@@ -1,0 +1,54 @@
+"""Publication figures for ILCOP: they read saved results and tidy frames, never fit.
+
+Matplotlib is imported inside the functions, so importing this subpackage
+changes no ``rcParams`` and loads no backend. Every plot takes ``ax=None``
+(a new figure when omitted), returns its Axes (``plot_funnel``: the Figure)
+and never calls ``plt.show()``. Wrap plotting in ``with style(size=...)``
+for journal sizes and fonts, and write files with :func:`save_figure`.
+"""
+from rp2pr_eval.presentation.figures.diagnostics import (
+    plot_caterpillar,
+    plot_randomisation,
+)
+from rp2pr_eval.presentation.figures.effects import plot_event_study, plot_forest
+from rp2pr_eval.presentation.figures.funnel import (
+    Overdispersion,
+    estimate_tau2,
+    funnel_limits,
+    plot_funnel,
+)
+from rp2pr_eval.presentation.figures.save import save_figure
+from rp2pr_eval.presentation.figures.style import (
+    ARM_COLOURS,
+    ARM_LABELS,
+    ARM_MARKERS,
+    OKABE_ITO,
+    figure_size,
+    style,
+)
+from rp2pr_eval.presentation.figures.trends import (
+    plot_trends,
+    plot_trends_grid,
+    trend_rates,
+)
+
+__all__ = [
+    "ARM_COLOURS",
+    "ARM_LABELS",
+    "ARM_MARKERS",
+    "OKABE_ITO",
+    "Overdispersion",
+    "estimate_tau2",
+    "figure_size",
+    "funnel_limits",
+    "plot_caterpillar",
+    "plot_event_study",
+    "plot_forest",
+    "plot_funnel",
+    "plot_randomisation",
+    "plot_trends",
+    "plot_trends_grid",
+    "save_figure",
+    "style",
+    "trend_rates",
+]

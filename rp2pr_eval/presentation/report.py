@@ -1,0 +1,253 @@
+"""Figures and summaries of a run, made from saved results only (never refits).
+
+* :func:`outcome_figures` draws and saves one outcome's figures from an
+  :class:`~rp2pr_eval.pipeline.analysis.OutcomeAnalysis` (loaded or fresh);
+* :func:`load_summary` gathers every outcome's results, applies multiplicity
+  control across the primary indicators and writes the headline sentences;
+* :func:`regenerate_figures` redraws every figure of a run folder (the
+  ``rp2pr-eval figures`` command);
+* :func:`write_index` writes the run's ``index.html``.
+"""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from rp2pr_eval.inference.multiplicity import adjust_pvalues
+from rp2pr_eval.results.effect import Effect, effects_table
+from rp2pr_eval.results.outcome import OutcomeAnalysis
+from rp2pr_eval.study.outcomes import OUTCOMES
+
+LABELS = {name: o.label for name, o in OUTCOMES.items()}
+
+
+def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = None, *,
+                    design_during: Sequence[int] = (2010, 2011)) -> dict[str, object]:
+    """Draw (and save as PNG/PDF/SVG when ``figures_dir`` is given) one outcome's figures.
+
+    Returns ``{"trends", "event_study", "funnel", "randomisation", "caterpillar"}``
+    → Figure or ``None`` where the outcome has no such result.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from rp2pr_eval.presentation import figures as fg
+
+    out: dict[str, object] = dict.fromkeys(("trends", "event_study", "funnel", "randomisation", "caterpillar"))
+    name = analysis.outcome
+    with fg.style(size="single"):
+        if analysis.panel_year is not None:
+            ax = fg.plot_trends(analysis.panel_year, labels=LABELS, during_years=tuple(design_during))
+            out["trends"] = ax.figure
+        if analysis.event_study is not None:
+            es = analysis.event_study
+            ax = fg.plot_event_study(es.to_frame(), pretrend_p=es.pretrend_p, reference_year=es.reference_year,
+                                     label=analysis.label, scale_pp=analysis.kind == "binary")
+            out["event_study"] = ax.figure
+        if analysis.randomisation is not None:
+            r = analysis.randomisation
+            draws = analysis.ri_draws
+            if draws is None:  # rebuild from the saved histogram
+                h = r["histogram"]
+                mids = (np.asarray(h["edges"][:-1]) + np.asarray(h["edges"][1:])) / 2
+                draws = np.repeat(mids, h["counts"])
+            ax = fg.plot_randomisation(r["observed"], np.asarray(draws), p_value=r["p_value"], label=analysis.label)
+            out["randomisation"] = ax.figure
+        if analysis.trust_effects is not None and len(analysis.trust_effects):
+            ax = fg.plot_caterpillar(analysis.trust_effects)
+            out["caterpillar"] = ax.figure
+    if analysis.panel_period is not None:
+        with fg.style(size="double"):
+            out["funnel"] = fg.plot_funnel(analysis.panel_period, labels=LABELS)
+    if figures_dir is not None:
+        figures_dir = Path(figures_dir)
+        for kind, fig in out.items():
+            if fig is not None:
+                fg.save_figure(fig, figures_dir / f"{name}_{kind}")
+    for fig in out.values():
+        if fig is not None:
+            plt.close(fig)
+    return out
+
+
+@dataclass
+class SummaryReport:
+    """All outcomes together: tidy effects, multiplicity-adjusted primary table, headline sentences."""
+
+    effects: pd.DataFrame
+    primary: list[Effect]
+    primary_holm: list[Effect]
+    primary_romano_wolf: list[Effect] | None
+    headlines: list[str]
+
+    def adjusted_table(self) -> pd.DataFrame:
+        """Primary indicators (ANCOVA): raw, Holm- and Romano–Wolf-adjusted p-values."""
+        frame = effects_table(self.primary_holm)
+        frame.insert(1, "label", frame["outcome"].map(LABELS))
+        frame["p_holm"] = [e.details["p_adjusted"] for e in self.primary_holm]
+        if self.primary_romano_wolf is not None:
+            frame["p_romano_wolf"] = [e.details["p_adjusted"] for e in self.primary_romano_wolf]
+        return frame.drop(columns=[c for c in ("p_adjusted", "adjust_method") if c in frame])
+
+    def forest(self, *, scale: str = "risk_difference"):
+        from rp2pr_eval.presentation import figures as fg
+
+        with fg.style(size="double"):
+            frame = self.effects[self.effects["estimator"].isin(["ancova", "did_aggregate", "did_twfe", "mixed_linear"])]
+            ax = fg.plot_forest(frame.reset_index(drop=True), scale=scale, labels=LABELS)
+        return ax.figure
+
+    def headline_markdown(self) -> str:
+        return "\n".join(f"- {h}" for h in self.headlines)
+
+
+def _headline(e: Effect, p_adj: float | None) -> str:
+    label = LABELS.get(e.outcome, e.outcome)
+    if e.scale == "risk_difference":
+        est = f"{100 * e.estimate:+.1f} percentage points (95% CI {100 * e.ci_low:.1f} to {100 * e.ci_high:.1f})"
+    else:
+        est = f"{e.estimate:+.3f} on the {e.scale.replace('_', ' ')} scale (95% CI {e.ci_low:.3f} to {e.ci_high:.3f})"
+    adj = "" if p_adj is None else f", Holm-adjusted p = {p_adj:.3f}"
+    verdict = ("evidence of a difference" if (p_adj if p_adj is not None else e.p_value) < 0.05
+               else "no clear evidence of a difference")
+    return f"{label}: {est}, p = {e.p_value:.3f}{adj} — {verdict} between arms after the intervention."
+
+
+def load_summary(results_dir: str | Path, outcomes: Sequence[str], primary_outcomes: Sequence[str]) -> SummaryReport:
+    """Read every outcome's saved results and build the summary (Holm and Romano–Wolf across the primaries)."""
+    results_dir = Path(results_dir)
+    analyses = {o: OutcomeAnalysis.load(results_dir, o) for o in outcomes if (results_dir / f"{o}.json").exists()}
+    missing = [o for o in outcomes if o not in analyses]
+    if missing:
+        raise FileNotFoundError(f"{results_dir}: no results for outcome(s) {missing}")
+    effects = effects_table([e for a in analyses.values() for e in a.effects.values()])
+    primary = [analyses[o].effects["ancova"] for o in primary_outcomes if "ancova" in analyses[o].effects]
+    holm = adjust_pvalues(primary, method="holm")
+    rw = None
+    draws = [analyses[o].ri_draws for o in primary_outcomes if "ancova" in analyses[o].effects]
+    if primary and all(d is not None for d in draws) and len({len(d) for d in draws}) == 1:
+        obs = [analyses[o].randomisation["observed"] for o in primary_outcomes if "ancova" in analyses[o].effects]
+        scaled = np.column_stack(draws)
+        # studentise by the randomisation SD so outcomes on different scales compete fairly
+        sd = scaled.std(axis=0, ddof=1)
+        rw = adjust_pvalues(primary, method="romano_wolf", null_draws=scaled / sd, observed=np.asarray(obs) / sd)
+    heads = [_headline(e, h.details["p_adjusted"]) for e, h in zip(primary, holm)]
+    for o in outcomes:
+        if o in primary_outcomes:
+            continue
+        a = analyses[o]
+        main = a.effects.get("ancova") or a.effects.get("did_cox")
+        if main is not None:
+            heads.append(_headline(main, None))
+    return SummaryReport(effects=effects, primary=primary, primary_holm=holm, primary_romano_wolf=rw, headlines=heads)
+
+
+def _redraw_outcome(results_dir: Path, figures_dir: Path, outcome: str, during: Sequence[int]) -> list[Path]:
+    figs = outcome_figures(OutcomeAnalysis.load(results_dir, outcome), figures_dir, design_during=during)
+    return [figures_dir / f"{outcome}_{k}.svg" for k, f in figs.items() if f is not None]
+
+
+def regenerate_figures(run_dir: str | Path, *, n_jobs: int = -1) -> list[Path]:
+    """Redraw every figure of a run from its saved results (no model is fitted), outcomes in parallel."""
+    from joblib import Parallel, delayed
+
+    run_dir = Path(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    config = manifest["parameters"]
+    results_dir, figures_dir = run_dir / "results", run_dir / "figures"
+    during = config["design"]["during_years"]
+    outcomes = [o for o in config["outcomes"] if (results_dir / f"{o}.json").exists()]
+    if n_jobs == 1:
+        parts = [_redraw_outcome(results_dir, figures_dir, o, during) for o in outcomes]
+    else:
+        parts = Parallel(n_jobs=n_jobs)(delayed(_redraw_outcome)(results_dir, figures_dir, o, during) for o in outcomes)
+    written: list[Path] = [p for part in parts for p in part]
+    summary = load_summary(results_dir, [o for o in config["outcomes"] if (results_dir / f"{o}.json").exists()],
+                           config["primary_outcomes"])
+    import matplotlib.pyplot as plt
+
+    from rp2pr_eval.presentation.figures import save_figure
+
+    fig = summary.forest()
+    save_figure(fig, figures_dir / "forest")
+    plt.close(fig)
+    written.append(figures_dir / "forest.svg")
+    return written
+
+
+def write_index(run_dir: str | Path, *, title: str = "ILCOP evaluation run") -> Path:
+    """Write ``index.html``: forest plot, primary results table, links to every notebook and table."""
+    run_dir = Path(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>",
+             f"<p>Run <code>{html.escape(run_dir.name)}</code>; data SHA-256 <code>{manifest['data_sha256'][:16]}…</code>; "
+             f"package {html.escape(manifest['versions'].get('rp2pr_eval', '?'))}. Synthetic data only.</p>"]
+    if (run_dir / "figures" / "forest.svg").exists():
+        parts.append("<h2>Effects across outcomes</h2><img src='figures/forest.svg' alt='forest plot' style='max-width:100%'>")
+    table = run_dir / "tables" / "primary_results.html"
+    if table.exists():
+        parts.append("<h2>Primary indicators (ANCOVA, Holm and Romano–Wolf adjusted)</h2>")
+        parts.append(table.read_text(encoding="utf-8"))
+    parts.append("<h2>Notebooks</h2><ul>")
+    for nb in manifest["notebooks"]:
+        status = nb["status"]
+        link = nb.get("html") or nb.get("ipynb")
+        parts.append(f"<li><a href='{html.escape(link)}'>{html.escape(nb['name'])}</a> — {status}, "
+                     f"{nb['seconds']:.1f} s</li>")
+    parts.append("</ul><h2>Tables</h2><ul>")
+    for path in sorted((run_dir / "tables").glob("*.html")):
+        parts.append(f"<li><a href='tables/{path.name}'>{path.stem}</a></li>")
+    parts.append("</ul><h2>Figures</h2><ul>")
+    for path in sorted((run_dir / "figures").glob("*.svg")):
+        parts.append(f"<li><a href='figures/{path.name}'>{path.stem}</a></li>")
+    parts.append("</ul></body></html>\n")
+    out = run_dir / "index.html"
+    out.write_text("\n".join(parts), encoding="utf-8")
+    return out
+
+
+def headlines_markdown(summary: SummaryReport):
+    """The headline sentences as Markdown for a notebook."""
+    text = summary.headline_markdown()
+    try:
+        from IPython.display import Markdown
+
+        return Markdown(text)
+    except ImportError:  # pragma: no cover
+        return text
+
+
+def save_power(power, results_dir: str | Path) -> Path:
+    """Write a power result (``to_dict()``) to ``results_dir/power.json``."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / "power.json"
+    path.write_text(json.dumps(power.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def export_summary_tables(summary: SummaryReport, tables_dir: str | Path) -> list[Path]:
+    """Export the primary table (ANCOVA with Holm and Romano–Wolf p) and the table of every estimate.
+
+    Model estimates are exempt from disclosure control; the frames hold no patient counts.
+    """
+    from rp2pr_eval.presentation.tables import export_table, results_table
+
+    primary = summary.adjusted_table()
+    numbers = [c for c in primary.columns if pd.api.types.is_numeric_dtype(primary[c])]
+    tables_dir = Path(tables_dir)
+    written = export_table(primary, tables_dir / "primary_results",
+                           caption="Primary indicators: ANCOVA with multiplicity control", exempt_columns=numbers)
+    written += export_table(results_table(summary.effects), tables_dir / "all_results", caption="All estimates")
+    return written

@@ -1,0 +1,19 @@
+"""Results: the ``Effect`` of one estimate, the event study, and what one outcome's analysis saved.
+
+Results are frozen and JSON round-trip without loss; one renderer formats them (text, HTML, Markdown,
+LaTeX).
+"""
+from rp2pr_eval.results.effect import (
+    TIDY_COLUMNS,
+    Effect,
+    effects_table,
+    format_frame,
+    load_effects,
+    render,
+    save_effects,
+)
+from rp2pr_eval.results.event_study import EventStudy
+from rp2pr_eval.results.outcome import OutcomeAnalysis
+
+__all__ = ["TIDY_COLUMNS", "Effect", "EventStudy", "OutcomeAnalysis", "effects_table", "format_frame",
+           "load_effects", "render", "save_effects"]
