@@ -70,10 +70,13 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     from rp2pr_eval.data.io import load_patients
     from rp2pr_eval.study.design import StudyDesign
 
+    from rp2pr_eval import paths
+
     design = StudyDesign.from_yaml(args.design) if args.design else None
-    frame = load_patients(args.data, design=design)
+    data = paths.bundled_data() if args.data is None else Path(args.data)
+    frame = load_patients(data, design=design)
     s = design_summary(frame, design=design)
-    print(f"data: {args.data}")
+    print(f"data: {data}")
     print(f"patients {s['patients']}, trusts {s['trusts']} {s['trusts_by_arm']}, pairs {s['pairs']} {s['pairs_by_arm']}")
     print("patients per audit year: " + ", ".join(f"{y}: {n}" for y, n in s["patients_by_year"].items()))
     rates = national_rates(frame)
@@ -88,12 +91,29 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cwd_path(value: str | None) -> str | None:
+    """A path given on the command line, made absolute against the working directory."""
+    return None if value is None else str(Path(value).expanduser().resolve())
+
+
+def _read_manifest(run: Path) -> dict:
+    if not (run / "manifest.json").is_file():
+        raise UserError(f"{run}: not a run folder (no manifest.json)")
+    try:
+        manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{run / 'manifest.json'}: not a readable manifest ({type(exc).__name__})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("parameters"), dict):
+        raise UserError(f"{run / 'manifest.json'}: not a run manifest (no 'parameters')")
+    return manifest
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from rp2pr_eval.pipeline.batch import run_evaluation
     from rp2pr_eval.pipeline.config import load_run_config
 
     config = load_run_config(args.params).with_overrides(
-        data=args.data, out=args.out, jobs=args.jobs, seed=args.seed,
+        data=_cwd_path(args.data), out=_cwd_path(args.out), jobs=args.jobs, seed=args.seed,
         outcomes=tuple(args.outcome) if args.outcome else None)
     result = run_evaluation(config, run_id=args.run_id, progress=not args.quiet)
     n_ok = sum(j.status == "ok" for j in result.jobs)
@@ -125,9 +145,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from rp2pr_eval.pipeline.audit import audit_run
 
     run = Path(args.run)
-    if not (run / "manifest.json").is_file():
-        raise UserError(f"{run}: not a run folder (no manifest.json)")
-    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    manifest = _read_manifest(run)
     ids = None
     data = Path(args.data or manifest["data"])
     if data.is_file():
@@ -143,17 +161,24 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from rp2pr_eval.pipeline.batch import run_evaluation
-    from rp2pr_eval.pipeline.config import load_run_config
+    from rp2pr_eval.pipeline.config import RunConfig
+    from rp2pr_eval.pipeline.environment import sha256
     from rp2pr_eval.pipeline.rerun import compare_runs
 
     run = Path(args.run)
-    if not (run / "manifest.json").is_file():
-        raise UserError(f"{run}: not a run folder (no manifest.json)")
-    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
-    p = manifest["parameters"]
-    config = load_run_config(p["params_dir"]).with_overrides(
-        data=manifest["data"], out=str(run.parent), jobs=p["jobs"], seed=p["seed"], outcomes=tuple(p["outcomes"]))
+    manifest = _read_manifest(run)
+    # exactly the parameters the manifest recorded (not today's parameter files)
+    config = RunConfig.from_dict(manifest["parameters"], source=str(run / "manifest.json"))
+    data = Path(manifest.get("data", ""))
+    if not data.is_file():
+        raise UserError(f"{data}: the run's data file is not there any more; a rerun needs the same data")
+    if sha256(data) != manifest.get("data_sha256"):
+        raise UserError(f"{data}: SHA-256 differs from the manifest's ({str(manifest.get('data_sha256'))[:12]}…); "
+                        "the data changed since the run, so a rerun cannot reproduce it")
+    config = replace(config, data=str(data.resolve()), out=str(run.resolve().parent))
     new = run_evaluation(config, run_id=args.run_id or f"{run.name}-rerun", progress=not args.quiet)
     differences = compare_runs(run, new.run_dir)
     if differences:
@@ -268,13 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_validate_data)
 
     p = sub.add_parser("summary", help="validate data and print trusts, pairs, volumes and national rates")
-    p.add_argument("--data", default="data/synthetic/nlca_patients.csv.gz", help="patient table")
+    p.add_argument("--data", default=None, help="patient table (default: the bundled synthetic data)")
     p.add_argument("--design", help="design YAML")
     _add_common(p)
     p.set_defaults(func=_cmd_summary)
 
     p = sub.add_parser("run", help="run the whole evaluation (notebooks through Papermill) into outputs/<run-id>")
-    p.add_argument("--params", default="parameters", help="parameter folder (run.yaml, design.yaml, outcomes/)")
+    p.add_argument("--params", default=None,
+                   help="parameter folder (run.yaml, design.yaml, outcomes/; paths inside relative to it); "
+                        "default: the project's parameters/")
     p.add_argument("--data", help="patient table (overrides run.yaml)")
     p.add_argument("--out", help="output root folder (overrides run.yaml)")
     p.add_argument("--jobs", type=int, help="parallel notebook kernels (overrides run.yaml)")

@@ -65,8 +65,6 @@ def default_output_root() -> Path:
 
 
 def lock_file() -> Path | None:
-    """The project's ``requirements.lock`` if present (checkout or bundle), else ``None``."""
-    for root in (_CHECKOUT if is_checkout() else None, _BUNDLE):
-        if root is not None and (root / "requirements.lock").is_file():
-            return root / "requirements.lock"
-    return None
+    """The checkout's ``requirements.lock``, or ``None`` for an installed wheel (which records versions only)."""
+    lock = _CHECKOUT / "requirements.lock"
+    return lock if is_checkout() and lock.is_file() else None

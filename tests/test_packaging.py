@@ -93,3 +93,13 @@ def test_ci_calls_make_test_only():
 def test_gitignore_covers_generated_folders():
     text = (ROOT / ".gitignore").read_text()
     assert ".venv/" in text and "outputs/" in text
+
+
+def test_every_subpackage_is_listed_in_pyproject():
+    """The explicit package list (needed to map the bundle folders) misses no subpackage of the source tree."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "rp2pr_eval").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
+    bundle = {p for p in listed if p.startswith("rp2pr_eval._bundle")}
+    mapped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    assert bundle == set(mapped) and all((ROOT / d).is_dir() for d in mapped.values())

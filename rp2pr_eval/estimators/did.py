@@ -8,8 +8,9 @@ its :class:`LinearSpec` (outcome, weights, design as a function of the
 treatment assignment), which the randomisation test and the wild cluster
 bootstrap use without refitting.
 
-Patient-level :func:`did_logistic` (statsmodels GLM) and :func:`did_cox`
-(statsmodels PHReg) use cluster-robust sandwich variances.
+Patient-level :func:`did_logistic` (statsmodels GLM) and :func:`did_cox` (the package's Efron
+Cox model, :func:`rp2pr_eval.models.cox.fit_cox`; statsmodels PHReg was too slow and builds its
+robust variance from Breslow score residuals) use cluster-robust sandwich variances.
 """
 from __future__ import annotations
 

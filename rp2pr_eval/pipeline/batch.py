@@ -1,35 +1,50 @@
 """The batch runner: every notebook through Papermill, outcomes in parallel, one run folder.
 
-``run_evaluation`` validates the parameters and the data before anything
-starts, executes the notebooks (``10_outcome_analysis`` once per outcome) in
-``jobs`` parallel kernels, exports each executed notebook to HTML, writes the
-manifest and ``index.html``, audits the folder for disclosure problems, and
-only then moves the folder into place: an interrupted or failed run leaves no
-half-written run folder (a failing *notebook* does not stop the others; the
-run ends with a summary and a non-zero exit).
+``run_evaluation`` validates the parameters and the data before anything starts, executes the
+notebooks (``10_outcome_analysis`` once per outcome) in ``jobs`` parallel kernels, exports each
+executed notebook to HTML, writes the manifest and ``index.html``, audits the folder for disclosure
+problems, and only then moves the folder into place: an interrupted or failed run leaves no
+half-written run folder (a failing *notebook* does not stop the others; the run ends with a summary
+and a non-zero exit).
+
+Where things are while a run is under way:
+
+* the validated copy of the patient table the kernels read, and the resolved parameters
+  (``run_parameters.json``), live in a **private working folder** (``tempfile.mkdtemp``: mode 0700,
+  in the system's temporary folder, never under ``--out``), removed on every exit path;
+* the run folder is assembled as ``<out>/.<run-id>.partial`` and renamed to ``<out>/<run-id>`` at
+  the end; it never holds patient rows.
+
+Every notebook gets the same three parameters — ``params`` (the resolved parameter file),
+``output_dir`` (the folder being assembled) and, for ``10_outcome_analysis``, ``outcome`` — and
+resolves everything else itself through :func:`rp2pr_eval.pipeline.notebook.notebook_setup`, exactly
+as it does when run alone with Papermill or in JupyterLab.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from importlib import metadata
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rp2pr_eval import paths
 from rp2pr_eval.errors import DataError, ParameterError
 from rp2pr_eval.pipeline.config import RunConfig
+from rp2pr_eval.pipeline.environment import environment_record, installed_versions, sha256
 
-DEPENDENCIES = ("numpy", "pandas", "scipy", "statsmodels", "linearmodels", "matplotlib", "seaborn", "papermill",
-                "nbconvert", "ipykernel", "pyarrow", "pyyaml", "joblib", "dask", "distributed")
+#: Run ids: letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit (no path separators).
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+#: Sub-folders of a run folder.
+RUN_FOLDERS = ("notebooks", "results", "figures", "tables")
 
 
 @dataclass
@@ -58,81 +73,56 @@ class RunResult:
         return not self.failed and not self.audit
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("rp2pr_eval",) + DEPENDENCIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def _git_commit() -> str | None:
+    if not paths.is_checkout():
+        return None
     try:
-        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PACKAGE_DIR.parent, capture_output=True, text=True,
-                             timeout=5)
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PACKAGE_DIR.parent, capture_output=True,
+                             text=True, timeout=5)
         return res.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-def _resolve(path: str, root: Path) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else (root / p)
+def check_run_id(run_id: str) -> str:
+    """Refuse run ids that are not a plain folder name (see :data:`RUN_ID`)."""
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id) or run_id in (".", ".."):
+        raise ParameterError(f"--run-id {str(run_id)[:40]!r} is not valid: use 1–100 letters, digits, '.', '_' or "
+                             "'-', starting with a letter or digit")
+    return run_id
 
 
-def plan_jobs(config: RunConfig, *, data: Path, design: Path, tmp: Path) -> tuple[list[NotebookJob], NotebookJob | None]:
+def plan_jobs(config: RunConfig, *, params_file: Path, staging: Path) -> tuple[list[NotebookJob], NotebookJob | None]:
     """Notebook jobs of a run: independent ones, and the summary that waits for them."""
-    dirs = {"results_dir": str(tmp / "results"), "figures_dir": str(tmp / "figures"), "tables_dir": str(tmp / "tables")}
+    common = {"params": str(params_file), "output_dir": str(staging)}
     jobs: list[NotebookJob] = []
     summary = None
     for nb in config.notebooks:
-        if nb == "00_data_checks":
-            jobs.append(NotebookJob(nb, nb, {"data_path": str(data), "design_path": str(design)}))
-        elif nb == "01_descriptives":
-            jobs.append(NotebookJob(nb, nb, {"data_path": str(data), "design_path": str(design),
-                                             "tables_dir": dirs["tables_dir"], "figures_dir": dirs["figures_dir"]}))
-        elif nb == "10_outcome_analysis":
+        if nb == "10_outcome_analysis":
             for outcome in config.outcomes:
-                params = {"outcome": outcome, "data_path": str(data), "design_path": str(design),
-                          "results_dir": dirs["results_dir"], "figures_dir": dirs["figures_dir"], "seed": config.seed,
-                          **config.settings_for(outcome).to_parameters()}
-                jobs.append(NotebookJob(f"{nb}__{outcome}", nb, params, outcome=outcome))
-        elif nb == "30_power":
-            p = config.power
-            jobs.append(NotebookJob(nb, nb, {"design_path": str(design), "results_dir": dirs["results_dir"],
-                                             "figures_dir": dirs["figures_dir"], "outcome": p.outcome,
-                                             "estimator": p.estimator, "effects": list(p.effects),
-                                             "n_sims": p.n_sims, "backend": p.backend, "seed": config.seed}))
+                jobs.append(NotebookJob(f"{nb}__{outcome}", nb, {"outcome": outcome, **common}, outcome=outcome))
         elif nb == "20_summary":
-            summary = NotebookJob(nb, nb, {"results_dir": dirs["results_dir"], "figures_dir": dirs["figures_dir"],
-                                           "tables_dir": dirs["tables_dir"], "outcomes": list(config.outcomes),
-                                           "primary_outcomes": [o for o in config.primary_outcomes
-                                                                if o in config.outcomes]})
+            summary = NotebookJob(nb, nb, dict(common))
+        elif nb in ("00_data_checks", "01_descriptives"):
+            jobs.append(NotebookJob(nb, nb, {"params": common["params"],
+                                             **({"output_dir": common["output_dir"]} if nb == "01_descriptives" else {})}))
+        else:
+            jobs.append(NotebookJob(nb, nb, dict(common)))
     # longest first (power, then the outcome notebooks, then the quick checks), so no long job starts last
     order = {"30_power": 0, "10_outcome_analysis": 1}
     jobs.sort(key=lambda j: (order.get(j.template, 2), j.name))
     return jobs, summary
 
 
-def _execute(job: NotebookJob, tmp: Path) -> NotebookJob:
+def _execute(job: NotebookJob, staging: Path, cwd: Path) -> NotebookJob:
     import papermill as pm
 
     source = paths.notebooks_dir() / f"{job.template}.ipynb"
-    target = tmp / "notebooks" / f"{job.name}.ipynb"
+    target = staging / "notebooks" / f"{job.name}.ipynb"
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(source), str(target), parameters=job.parameters, kernel_name="python3",
-                            progress_bar=False, log_output=False, cwd=str(tmp))
+                            progress_bar=False, log_output=False, cwd=str(cwd))
         _export_html(target)
         job.status = "ok"
     except Exception as exc:  # a failing notebook must not stop the others
@@ -159,82 +149,98 @@ def _export_html(path: Path) -> Path:
 
 
 def _kernel_environment() -> None:
-    """Kernels inherit this: one BLAS thread each (parallelism is across notebooks), Agg backend."""
+    """Kernels inherit this: one BLAS thread each (parallelism is across notebooks), inline figures."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
 
-def run_evaluation(config: RunConfig, *, run_id: str | None = None, progress: bool = True,
-                   root: Path | None = None) -> RunResult:
+def run_evaluation(config: RunConfig, *, run_id: str | None = None, progress: bool = True) -> RunResult:
     """Execute a whole run (see module docstring); returns the run folder and per-notebook status.
 
     Raises
     ------
     ParameterError, DataError
-        Before anything runs, for bad parameters, a missing or invalid data
-        file, or an existing / unwritable output folder.
+        Before anything runs, for bad parameters, a bad run id, a missing or invalid data file, or an
+        existing / unwritable output folder.
     """
     from rp2pr_eval.data.io import load_patients
 
-    root = Path.cwd() if root is None else root
-    data = _resolve(config.data, root).resolve()
-    design_path = _resolve(config.design_path, root).resolve()
+    data = Path(config.data).expanduser().resolve()
     if not data.is_file():
         raise DataError(f"{data}: data file not found")
+    run_id = check_run_id(run_id or time.strftime("run-%Y%m%d-%H%M%S"))
     patients = load_patients(data, design=config.design)   # validate before any notebook starts
-    out_root = _resolve(config.out, root)
-    run_id = run_id or time.strftime("run-%Y%m%d-%H%M%S")
+    out_root = Path(config.out).expanduser().resolve()
     final = out_root / run_id
     if final.exists():
         raise ParameterError(f"{final}: output folder already exists; choose another --run-id or remove it")
     try:
         out_root.mkdir(parents=True, exist_ok=True)
-        tmp = out_root / f".{run_id}.partial"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
+        staging = out_root / f".{run_id}.partial"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir()
     except OSError as exc:
         raise ParameterError(f"{out_root}: cannot write the output folder ({exc.strerror})") from None
+    private = Path(tempfile.mkdtemp(prefix="rp2pr-eval-"))      # mode 0700, outside --out
     result = RunResult(run_dir=final)
     started = time.time()
     try:
-        for sub in ("notebooks", "results", "figures", "tables", "data"):
-            (tmp / sub).mkdir()
+        for sub in RUN_FOLDERS:
+            (staging / sub).mkdir()
         # one parquet copy of the validated data: kernels load it ~10× faster than the CSV
-        fast = tmp / "data" / "patients.parquet"
+        fast = private / "patients.parquet"
         patients.to_parquet(fast, index=False)
-        jobs, summary = plan_jobs(config, data=fast, design=design_path, tmp=tmp)
+        kernel_config = replace(config, data=str(fast))
+        params_file = private / "run_parameters.json"
+        params_file.write_text(json.dumps(kernel_config.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        jobs, summary = plan_jobs(config, params_file=params_file, staging=staging)
         _kernel_environment()
         bar = _progress(len(jobs) + (summary is not None), progress)
         with ThreadPoolExecutor(max_workers=max(1, config.jobs)) as pool:
-            futures = [pool.submit(_execute, job, tmp) for job in jobs]
+            futures = [pool.submit(_execute, job, staging, private) for job in jobs]
             for fut in as_completed(futures):
                 job = fut.result()
                 bar.update(1)
                 bar.set_postfix_str(f"{job.name}: {job.status}")
         if summary is not None:
-            _execute(summary, tmp)
+            _execute(summary, staging, private)
             bar.update(1)
         bar.close()
         result.jobs = jobs + ([summary] if summary is not None else [])
-        (tmp / "data" / "patients.parquet").unlink()
-        (tmp / "data").rmdir()
-        _write_manifest(tmp, config, data, result, started, run_id)
+        timings = _collect_timings(staging)
+        _write_manifest(staging, config, data, result, started, run_id, timings)
         from rp2pr_eval.presentation.report import write_index
 
-        write_index(tmp)
+        write_index(staging)
         from rp2pr_eval.pipeline.audit import audit_run
 
-        result.audit = audit_run(tmp, patient_ids=set(patients["patient_id"].astype(str)), policy=None,
+        result.audit = audit_run(staging, patient_ids=set(patients["patient_id"].astype(str)), policy=None,
                                  design=config.design)
-        _write_manifest(tmp, config, data, result, started, run_id)
-        os.replace(tmp, final)
+        _write_manifest(staging, config, data, result, started, run_id, timings)
+        os.replace(staging, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return result
+
+
+def _collect_timings(staging: Path) -> dict[str, Any]:
+    """Timings the notebooks wrote under ``timings/`` (they belong in the manifest, not in results)."""
+    folder = staging / "timings"
+    out: dict[str, Any] = {}
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.json")):
+            try:
+                out[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                out[path.stem] = None
+        shutil.rmtree(folder)
+    return out
 
 
 def _progress(total: int, enabled: bool):
@@ -243,13 +249,15 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="notebooks", unit="nb", disable=not enabled, file=sys.stderr)
 
 
-def _write_manifest(tmp: Path, config: RunConfig, data: Path, result: RunResult, started: float, run_id: str) -> None:
+def _write_manifest(staging: Path, config: RunConfig, data: Path, result: RunResult, started: float, run_id: str,
+                    timings: dict[str, Any]) -> None:
     manifest = {
         "run_id": run_id,
         "command": "rp2pr-eval run",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "seconds": round(time.time() - started, 2),
-        "versions": _versions(),
+        "versions": installed_versions(),
+        "environment": environment_record(),
         "git_commit": _git_commit(),
         "platform": platform.platform(),
         "data": str(data),
@@ -259,11 +267,13 @@ def _write_manifest(tmp: Path, config: RunConfig, data: Path, result: RunResult,
         "notebooks": [{"name": j.name, "template": j.template, "outcome": j.outcome, "status": j.status,
                        "seconds": round(j.seconds, 2), "error": j.error,
                        "ipynb": f"notebooks/{j.name}.ipynb",
-                       "html": f"notebooks/{j.name}.html" if (tmp / "notebooks" / f"{j.name}.html").exists() else None}
+                       "html": f"notebooks/{j.name}.html" if (staging / "notebooks" / f"{j.name}.html").exists()
+                       else None}
                       for j in result.jobs],
+        "timings": timings,
         "audit": result.audit,
     }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-__all__ = ["run_evaluation", "RunResult", "NotebookJob", "plan_jobs", "sha256"]
+__all__ = ["RUN_ID", "NotebookJob", "RunResult", "check_run_id", "plan_jobs", "run_evaluation", "sha256"]

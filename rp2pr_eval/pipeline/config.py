@@ -1,14 +1,24 @@
-"""Run parameters: YAML → validated frozen objects → Papermill parameters.
+"""Run parameters: one resolution, used by the runner, by Papermill and by JupyterLab's Run All.
 
-``parameters/run.yaml`` holds the run (data, notebooks, outcomes, seeds,
-draws) and the base analysis settings; ``parameters/outcomes/<name>.yaml``
-override the analysis settings for one outcome (layered: base under
-per-outcome).  Everything is validated **before any notebook starts**:
-unknown keys, wrong types and unknown outcomes raise one
-:class:`~rp2pr_eval.errors.ParameterError` naming the file and the key
-(Papermill itself only warns about unknown parameters and turns ``-p outcome
-010`` into the integer 10).  Values handed to notebooks are JSON-native
-(lists, not tuples).
+A **parameter folder** is self-contained:
+
+* ``run.yaml`` — the run (data, notebooks, outcomes, seed, draws) and the base analysis settings;
+* ``design.yaml`` — the study design (:class:`~rp2pr_eval.study.design.StudyDesign`);
+* ``outcomes/<name>.yaml`` — settings of one outcome, layered over the base (base under per-outcome).
+
+Every relative path inside ``run.yaml`` (``data``, ``design``, ``out``) is relative to **the folder
+that holds run.yaml**, never to the working directory, so a copied or moved parameter folder means
+the same thing wherever the command is started (``design`` defaults to the folder's own
+``design.yaml``; ``out`` defaults to :func:`rp2pr_eval.paths.default_output_root`). Paths given on
+the command line (``--data``, ``--out``) are relative to the working directory, as usual for a command.
+
+Everything is validated **before any notebook starts**: unknown keys, wrong types and unknown
+outcomes raise one :class:`~rp2pr_eval.errors.ParameterError` naming the file and the key
+(Papermill itself only warns about unknown parameters and turns ``-p outcome 010`` into the integer
+10). :func:`load_run_config` also reads a *resolved* parameter file — the ``run_parameters.json``
+the runner hands to its notebooks, or a run's ``manifest.json`` — so a notebook executed by the
+runner, the same notebook run alone with Papermill, and a rerun from a manifest all see the same
+settings (:mod:`rp2pr_eval.pipeline.notebook`).
 """
 from __future__ import annotations
 
@@ -163,6 +173,48 @@ class RunConfig:
             "power": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.power).items()},
         }
 
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, source: str = "resolved parameters") -> "RunConfig":
+        """Inverse of :meth:`to_dict` (every section validated as in the YAML files)."""
+        if not isinstance(values, Mapping):
+            raise ParameterError(f"{source}: expected a mapping of run parameters, got {type(values).__name__}")
+        known = {"params_dir", "data", "design", "design_path", "out", "seed", "jobs", "notebooks", "outcomes",
+                 "primary_outcomes", "analysis", "outcome_settings", "power"}
+        unknown = sorted(set(values) - known)
+        missing = sorted(known - set(values))
+        if unknown or missing:
+            raise ParameterError(f"{source}: not a resolved parameter set "
+                                 f"({'unknown key ' + repr(unknown[0]) if unknown else 'missing key ' + repr(missing[0])})")
+        design = StudyDesign.from_dict(dict(values["design"]), source=f"{source}: design")
+        for key in ("notebooks", "outcomes", "primary_outcomes"):
+            if not _type_ok(values[key], "str_list"):
+                raise ParameterError(f"{source}: key {key!r} must be a list of strings")
+        bad = [n for n in values["notebooks"] if n not in NOTEBOOKS]
+        if bad:
+            raise ParameterError(f"{source}: key 'notebooks' has unknown notebook {bad[0]!r}")
+        _check_outcomes(list(values["outcomes"]), source, "outcomes")
+        _check_outcomes(list(values["primary_outcomes"]), source, "primary_outcomes")
+        _check_analysis(values["analysis"], source, "analysis")
+        base = AnalysisSettings().merged(values["analysis"])
+        per_outcome = {}
+        for name, settings in dict(values["outcome_settings"]).items():
+            _check_outcomes([name], source, "outcome_settings")
+            _check_analysis(settings, source, f"outcome_settings.{name}")
+            per_outcome[name] = AnalysisSettings().merged(settings)
+        _check_mapping(values["power"], _POWER_SPEC, source, "power")
+        power = PowerSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values["power"].items()})
+        for key in ("seed", "jobs"):
+            if not _type_ok(values[key], int):
+                raise ParameterError(f"{source}: key {key!r} must be int")
+        for key in ("params_dir", "data", "design_path", "out"):
+            if not isinstance(values[key], str):
+                raise ParameterError(f"{source}: key {key!r} must be a path")
+        return cls(params_dir=values["params_dir"], data=values["data"], design=design,
+                   design_path=values["design_path"], out=values["out"], seed=values["seed"], jobs=values["jobs"],
+                   notebooks=tuple(values["notebooks"]), outcomes=tuple(values["outcomes"]),
+                   primary_outcomes=tuple(values["primary_outcomes"]), analysis=base, outcome_settings=per_outcome,
+                   power=power)
+
     def with_overrides(self, **kwargs: Any) -> "RunConfig":
         """Command-line overrides (``--data``, ``--out``, ``--jobs``, ``--seed``, ``--outcome``)."""
         values = {k: v for k, v in kwargs.items() if v is not None}
@@ -189,16 +241,38 @@ _POWER_SPEC: dict[str, Any] = {"n_sims": int, "effects": "float_list", "estimato
                                "outcome": str, "backend": ("serial", "local", "dask")}
 
 
-def load_run_config(params_dir: str | Path = "parameters", *, run_file: str = "run.yaml") -> RunConfig:
-    """Read and validate ``run.yaml``, the design file it names and every ``outcomes/*.yaml``.
+def load_run_config(params: str | Path | None = None, *, run_file: str = "run.yaml") -> RunConfig:
+    """Read and validate a parameter folder (or a resolved parameter JSON) into a :class:`RunConfig`.
 
-    Paths inside ``run.yaml`` are relative to the project root (the parent
-    of ``params_dir``) unless absolute.
+    Parameters
+    ----------
+    params : str or pathlib.Path, optional
+        A parameter folder holding ``run.yaml`` (its ``design.yaml`` and ``outcomes/*.yaml`` are read
+        too), or a JSON file written by the runner (``run_parameters.json``) or a run's
+        ``manifest.json`` (its ``parameters`` entry). ``None``: the project's ``parameters/``
+        (:func:`rp2pr_eval.paths.parameters_dir`).
+    run_file : str
+        Name of the run file inside the folder.
+
+    Returns
+    -------
+    RunConfig
+        With absolute ``data``, ``design_path`` and ``out`` paths.
+
+    Raises
+    ------
+    ParameterError
+        Naming the file and the key of the first problem.
     """
-    params_dir = Path(params_dir)
-    if not params_dir.is_dir():
-        raise ParameterError(f"{params_dir}: parameter folder not found")
-    run_path = params_dir / run_file
+    from rp2pr_eval import paths
+
+    params = paths.parameters_dir() if params is None else Path(params)
+    if params.is_file() and params.suffix == ".json":
+        return _load_resolved(params)
+    if not params.is_dir():
+        raise ParameterError(f"{params}: parameter folder not found")
+    folder = params.resolve()
+    run_path = folder / run_file
     raw = _read_yaml(run_path)
     source = str(run_path)
     for key, value in raw.items():
@@ -208,9 +282,7 @@ def load_run_config(params_dir: str | Path = "parameters", *, run_file: str = "r
                    {k: v for k, v in _RUN_SPEC.items() if v is not dict}, source)
     if "data" not in raw:
         raise ParameterError(f"{source}: key 'data' (the patient table) is required")
-    root = params_dir.resolve().parent
-    design_path = Path(raw.get("design", str(params_dir / "design.yaml")))
-    design_path = design_path if design_path.is_absolute() else root / design_path
+    design_path = _relative_to(folder, raw.get("design", "design.yaml"))
     design = StudyDesign.from_yaml(design_path)
     notebooks = raw.get("notebooks", list(NOTEBOOKS))
     bad = [n for n in notebooks if n not in NOTEBOOKS]
@@ -224,7 +296,7 @@ def load_run_config(params_dir: str | Path = "parameters", *, run_file: str = "r
     _check_analysis(analysis_raw, source, "analysis")
     base = AnalysisSettings().merged(analysis_raw)
     per_outcome: dict[str, AnalysisSettings] = {}
-    outcome_dir = params_dir / "outcomes"
+    outcome_dir = folder / "outcomes"
     if outcome_dir.is_dir():
         for path in sorted(outcome_dir.glob("*.yaml")):
             name = path.stem
@@ -240,10 +312,30 @@ def load_run_config(params_dir: str | Path = "parameters", *, run_file: str = "r
     power = PowerSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in power_raw.items()})
     if raw.get("jobs", 2) < 1:
         raise ParameterError(f"{source}: key 'jobs' must be ≥ 1")
+    out = _relative_to(folder, raw["out"]) if "out" in raw else paths.default_output_root()
     return RunConfig(
-        params_dir=str(params_dir), data=raw["data"], design=design, design_path=str(design_path),
-        out=raw.get("out", "outputs"),
+        params_dir=str(folder), data=str(_relative_to(folder, raw["data"])), design=design,
+        design_path=str(design_path), out=str(out),
         seed=raw.get("seed", 20100401), jobs=raw.get("jobs", 2), notebooks=tuple(notebooks),
         outcomes=tuple(outcomes), primary_outcomes=tuple(primary), analysis=base, outcome_settings=per_outcome,
         power=power,
     )
+
+
+def _relative_to(folder: Path, value: str) -> Path:
+    """``value`` resolved against the parameter folder unless absolute (``~`` expanded)."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (folder / path).resolve()
+
+
+def _load_resolved(path: Path) -> RunConfig:
+    """A resolved parameter file: the runner's ``run_parameters.json`` or a run's ``manifest.json``."""
+    import json
+
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParameterError(f"{path}: not a readable parameter file ({type(exc).__name__})") from None
+    if isinstance(values, dict) and "parameters" in values and "run_id" in values:   # a manifest
+        values = values["parameters"]
+    return RunConfig.from_dict(values, source=str(path))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -87,6 +87,10 @@ class SummaryReport:
     primary_holm: list[Effect]
     primary_romano_wolf: list[Effect] | None
     headlines: list[str]
+    #: Primary outcomes of the run's parameters that have no primary (ANCOVA) result in this run.
+    missing_primary: list[str] = field(default_factory=list)
+    #: Outcomes asked for whose results are not in the results folder.
+    missing_results: list[str] = field(default_factory=list)
 
     def adjusted_table(self) -> pd.DataFrame:
         """Primary indicators (ANCOVA): raw, Holm- and Romano–Wolf-adjusted p-values."""
@@ -101,7 +105,15 @@ class SummaryReport:
         from rp2pr_eval.presentation import figures as fg
 
         with fg.style(size="double"):
-            frame = self.effects[self.effects["estimator"].isin(["ancova", "did_aggregate", "did_twfe", "mixed_linear"])]
+            frame = self.effects[self.effects["estimator"].isin(["ancova", "did_aggregate", "did_twfe", "mixed_linear"])
+                                 & (self.effects["scale"] == scale)] if len(self.effects) else self.effects
+            if not len(frame):
+                import matplotlib.pyplot as plt
+
+                fig, ax = plt.subplots()
+                ax.set_axis_off()
+                ax.text(0.5, 0.5, f"No {scale.replace('_', ' ')} estimates in this run", ha="center", va="center")
+                return fig
             ax = fg.plot_forest(frame.reset_index(drop=True), scale=scale, labels=LABELS)
         return ax.figure
 
@@ -122,32 +134,43 @@ def _headline(e: Effect, p_adj: float | None) -> str:
 
 
 def load_summary(results_dir: str | Path, outcomes: Sequence[str], primary_outcomes: Sequence[str]) -> SummaryReport:
-    """Read every outcome's saved results and build the summary (Holm and Romano–Wolf across the primaries)."""
+    """Read every outcome's saved results and build the summary (Holm and Romano–Wolf across the primaries).
+
+    Any subset of outcomes works: outcomes without results and primary outcomes without a primary
+    (ANCOVA) estimate are listed in ``missing_results`` / ``missing_primary`` and named in the
+    headlines, and the multiplicity adjustment runs over the primary outcomes that are present.
+    """
     results_dir = Path(results_dir)
     analyses = {o: OutcomeAnalysis.load(results_dir, o) for o in outcomes if (results_dir / f"{o}.json").exists()}
     missing = [o for o in outcomes if o not in analyses]
-    if missing:
-        raise FileNotFoundError(f"{results_dir}: no results for outcome(s) {missing}")
     effects = effects_table([e for a in analyses.values() for e in a.effects.values()])
-    primary = [analyses[o].effects["ancova"] for o in primary_outcomes if "ancova" in analyses[o].effects]
-    holm = adjust_pvalues(primary, method="holm")
+    present = [o for o in primary_outcomes if o in analyses and "ancova" in analyses[o].effects]
+    absent = [o for o in primary_outcomes if o not in present]
+    primary = [analyses[o].effects["ancova"] for o in present]
+    holm = adjust_pvalues(primary, method="holm") if primary else []
     rw = None
-    draws = [analyses[o].ri_draws for o in primary_outcomes if "ancova" in analyses[o].effects]
+    draws = [analyses[o].ri_draws for o in present]
     if primary and all(d is not None for d in draws) and len({len(d) for d in draws}) == 1:
-        obs = [analyses[o].randomisation["observed"] for o in primary_outcomes if "ancova" in analyses[o].effects]
+        obs = [analyses[o].randomisation["observed"] for o in present]
         scaled = np.column_stack(draws)
         # studentise by the randomisation SD so outcomes on different scales compete fairly
         sd = scaled.std(axis=0, ddof=1)
         rw = adjust_pvalues(primary, method="romano_wolf", null_draws=scaled / sd, observed=np.asarray(obs) / sd)
     heads = [_headline(e, h.details["p_adjusted"]) for e, h in zip(primary, holm)]
     for o in outcomes:
-        if o in primary_outcomes:
+        if o in present or o not in analyses:
             continue
         a = analyses[o]
         main = a.effects.get("ancova") or a.effects.get("did_cox")
         if main is not None:
             heads.append(_headline(main, None))
-    return SummaryReport(effects=effects, primary=primary, primary_holm=holm, primary_romano_wolf=rw, headlines=heads)
+    if absent:
+        heads.append("Primary indicators without a primary result in this run (not part of the multiplicity "
+                      f"adjustment): {', '.join(LABELS.get(o, o) for o in absent)}.")
+    if missing:
+        heads.append(f"Outcomes without saved results: {', '.join(LABELS.get(o, o) for o in missing)}.")
+    return SummaryReport(effects=effects, primary=primary, primary_holm=holm, primary_romano_wolf=rw, headlines=heads,
+                         missing_primary=absent, missing_results=missing)
 
 
 def _redraw_outcome(results_dir: Path, figures_dir: Path, outcome: str, during: Sequence[int]) -> list[Path]:
@@ -165,13 +188,14 @@ def regenerate_figures(run_dir: str | Path, *, n_jobs: int = -1) -> list[Path]:
     results_dir, figures_dir = run_dir / "results", run_dir / "figures"
     during = config["design"]["during_years"]
     outcomes = [o for o in config["outcomes"] if (results_dir / f"{o}.json").exists()]
+    if not outcomes and not (results_dir / "power.json").exists():
+        raise FileNotFoundError(f"{results_dir}: no saved results to draw figures from")
     if n_jobs == 1:
         parts = [_redraw_outcome(results_dir, figures_dir, o, during) for o in outcomes]
     else:
         parts = Parallel(n_jobs=n_jobs)(delayed(_redraw_outcome)(results_dir, figures_dir, o, during) for o in outcomes)
     written: list[Path] = [p for part in parts for p in part]
-    summary = load_summary(results_dir, [o for o in config["outcomes"] if (results_dir / f"{o}.json").exists()],
-                           config["primary_outcomes"])
+    summary = load_summary(results_dir, outcomes, config["primary_outcomes"])
     import matplotlib.pyplot as plt
 
     from rp2pr_eval.presentation.figures import save_figure
@@ -228,12 +252,22 @@ def headlines_markdown(summary: SummaryReport):
         return text
 
 
-def save_power(power, results_dir: str | Path) -> Path:
-    """Write a power result (``to_dict()``) to ``results_dir/power.json``."""
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / "power.json"
-    path.write_text(json.dumps(power.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+def save_power(power, output_dir: str | Path) -> Path:
+    """Write a power result: ``output_dir/results/power.json`` without timings, timings apart.
+
+    The result file holds what the simulation found (``to_dict()`` with ``timing`` emptied), so a
+    rerun of the same run gives the same bytes; the wall and CPU seconds go to
+    ``output_dir/timings/power.json``, which the runner moves into the run's manifest.
+    """
+    from dataclasses import replace
+
+    output_dir = Path(output_dir)
+    (output_dir / "results").mkdir(parents=True, exist_ok=True)
+    path = output_dir / "results" / "power.json"
+    path.write_text(json.dumps(replace(power, timing={}).to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (output_dir / "timings").mkdir(parents=True, exist_ok=True)
+    (output_dir / "timings" / "power.json").write_text(
+        json.dumps(power.timing, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
 
