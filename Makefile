@@ -35,8 +35,13 @@ run: install
 	$(BIN)/rp2pr-eval summary --data $(DATA)
 	$(BIN)/rp2pr-eval run --params parameters
 
+# Each test session gets its own temporary root: pytest's shared /tmp/pytest-of-<user>/ keeps only the last
+# three sessions, so on a machine where several sessions run at once they would delete each other's files.
+PYTEST = tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/rp2pr-tests.XXXXXX"); \
+	$(1)/python -m pytest -q -m "not slow" -n $(JOBS) --basetemp="$$tmp/t"; rc=$$?; rm -rf "$$tmp"; exit $$rc
+
 test: install
-	$(BIN)/python -m pytest -q -m "not slow" -n $(JOBS)
+	@$(call PYTEST,$(BIN))
 
 # The same tests against the newest releases pyproject.toml allows (upstream breakage shows here first).
 test-latest:
@@ -45,7 +50,7 @@ test-latest:
 	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[test]"
 	$(LATEST)/bin/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
-	$(LATEST)/bin/python -m pytest -q -m "not slow" -n $(JOBS)
+	@$(call PYTEST,$(LATEST)/bin)
 
 # Regenerate requirements.lock from pyproject.toml (keeps today's pins where still allowed;
 # `make lock UPGRADE=1` resolves every package anew to its newest allowed release).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -23,8 +24,15 @@ pytestmark = pytest.mark.notebook
 @pytest.fixture(scope="module")
 def wheel_env(tmp_path_factory):
     base = tmp_path_factory.mktemp("wheel")
+    # build from a copy of the tracked files (an in-tree build would leave build/ and *.egg-info behind)
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout
+    source = base / "source"
+    for name in filter(None, tracked.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(base / "dist"), str(ROOT)], check=True, capture_output=True)
+                    "-w", str(base / "dist"), str(source)], check=True, capture_output=True)
     wheel = next((base / "dist").glob("rp2pr_eval-*.whl"))
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
