@@ -116,6 +116,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         data=_cwd_path(args.data), out=_cwd_path(args.out), jobs=args.jobs, seed=args.seed,
         outcomes=tuple(args.outcome) if args.outcome else None)
     result = run_evaluation(config, run_id=args.run_id, progress=not args.quiet)
+    for note in result.notes:
+        print(f"  note: {note}", file=sys.stderr)
     n_ok = sum(j.status == "ok" for j in result.jobs)
     print(f"{n_ok}/{len(result.jobs)} notebooks ran; report: {result.run_dir / 'index.html'}")
     for job in result.failed:
@@ -345,15 +347,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False)) or "--debug" in argv
     try:
         return int(args.func(args) or 0)
-    except (DataError, ParameterError, UserError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+    except (DataError, ParameterError, UserError, FileNotFoundError, PermissionError, IsADirectoryError,
+            NotADirectoryError, FileExistsError) as exc:
         if debug:
             raise
-        message = str(exc).replace("\n", " ")
-        print(f"rp2pr-eval: error: {message}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _error(str(exc))
     except KeyboardInterrupt:
-        print("rp2pr-eval: interrupted", file=sys.stderr)
+        print("rp2pr-eval: interrupted (Ctrl-C); nothing half-written was left", file=sys.stderr)
         return 130
+    except BaseException as exc:
+        from rp2pr_eval.pipeline.batch import RunInterrupted
+
+        if isinstance(exc, RunInterrupted):
+            print(f"rp2pr-eval: stopped by {exc.signame}; nothing half-written was left", file=sys.stderr)
+            return 128 + int(getattr(__import__("signal"), exc.signame))
+        if isinstance(exc, OSError) and not debug:      # the disk, the file system, the network share
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            return _error(f"{where}{exc.strerror or exc}" + (" (free some space and run again)"
+                                                              if exc.errno in (28, 122) else ""))
+        if isinstance(exc, MemoryError) and not debug:
+            return _error("out of memory (the input is too large for this machine, or a parameter value is hostile)")
+        raise
+
+
+def _error(message: str) -> int:
+    print(f"rp2pr-eval: error: {message.replace(chr(10), ' ')}", file=sys.stderr)
+    return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,9 @@ OUTCOMES = ["active_treatment", "cns_seen", "days_referral_to_treatment", "survi
 
 def _write_params(folder: Path, data: Path, out: Path, *, outcomes=OUTCOMES, notebooks=None, jobs=2) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "parameters" / "design.yaml", folder / "design.yaml")
+    design = yaml.safe_load((ROOT / "parameters" / "design.yaml").read_text())
+    design["n_treated_pairs"] = 4                        # the small test data: 4 of 10 pairs treated
+    (folder / "design.yaml").write_text(yaml.safe_dump(design))
     run = {
         "data": str(data), "design": str(folder / "design.yaml"), "out": str(out), "seed": 7, "jobs": jobs,
         "notebooks": notebooks or ["00_data_checks", "01_descriptives", "10_outcome_analysis", "20_summary", "30_power"],

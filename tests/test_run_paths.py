@@ -35,10 +35,11 @@ def _params(folder: Path, data: Path, *, outcomes, notebooks=None, primary=None,
     if primary is not None:
         run["primary_outcomes"] = primary
     (folder / "run.yaml").write_text(yaml.safe_dump(run))
+    design = yaml.safe_load((folder / "design.yaml").read_text())
+    design["n_treated_pairs"] = 4                        # the small test data: 4 of 10 pairs treated
     if threshold is not None:
-        design = yaml.safe_load((folder / "design.yaml").read_text())
         design["disclosure_threshold"] = threshold
-        (folder / "design.yaml").write_text(yaml.safe_dump(design))
+    (folder / "design.yaml").write_text(yaml.safe_dump(design))
     return folder
 
 

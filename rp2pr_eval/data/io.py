@@ -19,6 +19,7 @@ import pandas as pd
 from rp2pr_eval.data.contract import TEXT_COLUMNS
 from rp2pr_eval.data.validate import validate_patients
 from rp2pr_eval.errors import DataError
+from rp2pr_eval.files import MAX_PARAMETER_BYTES, atomic_path, check_input_file, limited_gzip, short_repr, write_text
 from rp2pr_eval.study.design import StudyDesign
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
@@ -36,12 +37,14 @@ def truth_path(path: str | Path) -> Path:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    raw = path.read_bytes()
+    check_input_file(path, what="data file")
     if path.name.endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{path}: not a valid gzip file ({exc})") from None
+        with limited_gzip(path) as fh:        # corrupt, truncated or bomb-like streams are refused
+            raw = fh.read()
+    else:
+        raw = path.read_bytes()
+    if b"\x00" in raw[:65536]:
+        raise DataError(f"{path}: contains NUL bytes: a binary file, not CSV text")
     if not raw.strip():
         raise DataError(f"{path}: the file is empty; expected a header row and one row per patient")
     try:
@@ -54,7 +57,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
             if sep in header:
                 raise DataError(f"{path}: the header is {name}-delimited; expected comma-separated values")
-        raise DataError(f"{path}: the header has a single column {header[:60]!r}; expected comma-separated values")
+        raise DataError(f"{path}: the header has a single column {short_repr(header)}; expected comma-separated values")
     dtype = {c: "str" for c in TEXT_COLUMNS}
     try:
         return pd.read_csv(io.StringIO(text), dtype=dtype, keep_default_na=False, na_values=[""])
@@ -95,6 +98,7 @@ def load_patients(
         raise DataError(f"{path}: is a folder; expected a CSV or Parquet file")
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
+        check_input_file(path, what="data file")
         try:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types
@@ -109,7 +113,15 @@ def load_patients(
     if sidecar.is_file():
         from rp2pr_eval.data.truth import Truth
 
-        frame.attrs["truth"] = Truth(json.loads(sidecar.read_text(encoding="utf-8")))
+        try:
+            check_input_file(sidecar, limit=MAX_PARAMETER_BYTES, what="truth sidecar")
+            values = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{sidecar}: the truth sidecar is not valid JSON ({type(exc).__name__}); "
+                            "remove it or regenerate the data") from None
+        if not isinstance(values, dict):
+            raise DataError(f"{sidecar}: the truth sidecar must hold a JSON object")
+        frame.attrs["truth"] = Truth(values)
     if validate:
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -128,19 +140,20 @@ def save_patients(patients: pd.DataFrame, path: str | Path, *, truth: dict[str, 
     The truth defaults to ``patients.attrs["truth"]`` when present.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        patients.to_parquet(path, index=False)
-    elif name.endswith(".csv.gz"):
-        text = patients.to_csv(index=False, lineterminator="\n", float_format="%.6g")
-        with open(path, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=9) as gz:
-            gz.write(text.encode("utf-8"))
-    elif name.endswith(".csv"):
-        path.write_text(patients.to_csv(index=False, lineterminator="\n", float_format="%.6g"), encoding="utf-8")
-    else:
+    if not name.endswith((".parquet", ".pq", ".csv.gz", ".csv")):
         raise DataError(f"{path}: unknown file type; expected .csv, .csv.gz or .parquet")
+    with atomic_path(path) as tmp:            # an interrupted save leaves the old file, never a truncated one
+        if name.endswith((".parquet", ".pq")):
+            patients.to_parquet(tmp, index=False)
+        elif name.endswith(".csv.gz"):
+            text = patients.to_csv(index=False, lineterminator="\n", float_format="%.6g")
+            with open(tmp, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0,
+                                                      compresslevel=9) as gz:
+                gz.write(text.encode("utf-8"))
+        else:
+            tmp.write_text(patients.to_csv(index=False, lineterminator="\n", float_format="%.6g"), encoding="utf-8")
     truth = truth if truth is not None else patients.attrs.get("truth")
     if truth is not None:
-        truth_path(path).write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_text(truth_path(path), json.dumps(truth, indent=2, sort_keys=True) + "\n")
     return path

@@ -212,6 +212,36 @@ def _check_structure(df: pd.DataFrame, design: StudyDesign) -> None:
         )
 
 
+def check_allocation(patients: pd.DataFrame, *, design: StudyDesign | None = None) -> None:
+    """Check that the data's allocation is the design's: both arms present, ``n_treated_pairs`` pairs treated.
+
+    A swapped pair of arm labels in ``design.yaml`` (``intervention_arm: control``) validates row by
+    row and silently flips the sign of every effect; the count of pairs in the intervention arm
+    catches it (ILCOP: 15 of 40). The runner and ``rp2pr-eval validate-data`` call this before any
+    analysis; the loader does not (a subset of pairs is a legitimate sensitivity analysis — set
+    ``n_treated_pairs`` to match it).
+
+    Raises
+    ------
+    DataError
+        Naming the arm labels and the counts found and expected.
+    """
+    design = resolve_design(design)
+    pairs = patients.drop_duplicates("pair_id")[["pair_id", "arm"]]
+    counts = pairs["arm"].astype(str).value_counts()
+    for arm in design.arms:
+        if counts.get(arm, 0) == 0:
+            raise DataError(f"no pair is in the {'intervention' if arm == design.intervention_arm else 'control'} arm "
+                            f"{arm!r} of the design (arms in the data: {', '.join(map(repr, sorted(counts.index)))})")
+    treated = int(counts.get(design.intervention_arm, 0))
+    if treated != design.n_treated_pairs:
+        swapped = (int(counts.get(design.control_arm, 0)) == design.n_treated_pairs)
+        raise DataError(f"the data have {treated} pairs in the intervention arm {design.intervention_arm!r} but the "
+                        f"design says n_treated_pairs = {design.n_treated_pairs}"
+                        + ("; the arm labels look swapped (intervention_arm / control_arm in the design file)"
+                           if swapped else "; set n_treated_pairs in the design file to the number randomised"))
+
+
 def trusts_missing_period(patients: pd.DataFrame, design: StudyDesign | None = None) -> dict[str, list[str]]:
     """Trusts with no patients in all pre years or all post years: ``{"pre": [...], "post": [...]}``."""
     design = resolve_design(design)

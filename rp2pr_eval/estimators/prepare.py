@@ -153,7 +153,30 @@ def trust_values(prep: Prepared, by: str, *, summary: str = "mean_log") -> pd.Da
     out = rows[keys].iloc[first].reset_index(drop=True)
     for name, column in values.items():
         out[name] = column
+    check_trust_variation(out, by, entry.name)
     return out
+
+
+def check_trust_variation(values: pd.DataFrame, by: str, outcome: str) -> None:
+    """Refuse trust values with no variation between trusts in any arm × ``by`` cell.
+
+    Then every trust-level model fits exactly (residuals 0) and reports an estimate with a standard
+    error of ~1e-17 — a number that means nothing (e.g. an outcome separated by arm). A DataError
+    makes the estimator "not estimable on these data" with this reason instead.
+    """
+    v = values["value"].to_numpy(dtype=float)
+    if len(v) == 0:
+        return
+    cell = values.groupby(["treated", by], observed=True, sort=False).ngroup().to_numpy()
+    spread = np.zeros(cell.max() + 1)
+    np.maximum.at(spread, cell, v)
+    low = np.full(cell.max() + 1, np.inf)
+    np.minimum.at(low, cell, v)
+    scale = max(1.0, float(np.nanmax(np.abs(v))))
+    if np.all(spread - low <= 1e-12 * scale):
+        raise DataError(f"outcome {outcome!r} takes the same value in every trust of each arm × {by} cell "
+                        "(e.g. separated by arm): no variation between trusts, so no standard error can be "
+                        "estimated")
 
 
 def aggregate_cells(key: np.ndarray, y: np.ndarray, kind: str, summary: str = "mean_log"

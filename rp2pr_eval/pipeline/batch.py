@@ -15,6 +15,14 @@ Where things are while a run is under way:
 * the run folder is assembled as ``<out>/.<run-id>.partial`` and renamed to ``<out>/<run-id>`` at
   the end; it never holds patient rows.
 
+Faults: SIGINT, SIGTERM and SIGHUP stop the kernels, remove the private folder and the unfinished
+run folder, and re-raise (:class:`RunInterrupted` for SIGTERM/SIGHUP); so does any exception. A
+SIGKILL cannot be caught: the next run removes what it left (the private folder, found by its
+unlocked owner file; the ``.partial`` folder, once it holds the run id's lock). A run holds an
+exclusive lock ``<out>/.<run-id>.lock`` (``fcntl.flock``, released by the kernel even after SIGKILL)
+for its whole life, so two runs with the same id never touch each other's folders: the second is
+refused at once.
+
 Every notebook gets the same three parameters — ``params`` (the resolved parameter file),
 ``output_dir`` (the folder being assembled) and, for ``10_outcome_analysis``, ``outcome`` — and
 resolves everything else itself through :func:`rp2pr_eval.pipeline.notebook.notebook_setup`, exactly
@@ -22,16 +30,19 @@ as it does when run alone with Papermill or in JupyterLab.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -58,11 +69,21 @@ class NotebookJob:
     error: str | None = None
 
 
+class RunInterrupted(BaseException):
+    """A run stopped by SIGTERM or SIGHUP (SIGINT raises ``KeyboardInterrupt``); the run left nothing behind."""
+
+    def __init__(self, signame: str) -> None:
+        super().__init__(signame)
+        self.signame = signame
+
+
 @dataclass
 class RunResult:
     run_dir: Path
     jobs: list[NotebookJob] = field(default_factory=list)
     audit: list[str] = field(default_factory=list)
+    #: What the runner did besides running (e.g. removed the leftovers of a killed run).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[NotebookJob]:
@@ -114,7 +135,7 @@ def plan_jobs(config: RunConfig, *, params_file: Path, staging: Path) -> tuple[l
     return jobs, summary
 
 
-def _execute(job: NotebookJob, staging: Path, cwd: Path) -> NotebookJob:
+def _execute(job: NotebookJob, staging: Path) -> NotebookJob:
     import papermill as pm
 
     source = paths.notebooks_dir() / f"{job.template}.ipynb"
@@ -122,7 +143,9 @@ def _execute(job: NotebookJob, staging: Path, cwd: Path) -> NotebookJob:
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(source), str(target), parameters=job.parameters, kernel_name="python3",
-                            progress_bar=False, log_output=False, cwd=str(cwd))
+                            progress_bar=False, log_output=False)
+        # no cwd=: papermill would chdir the whole process, and with several notebooks in threads the
+        # process could be left in a folder that is then removed (the notebooks need no working folder)
         _export_html(target)
         job.status = "ok"
     except Exception as exc:  # a failing notebook must not stop the others
@@ -162,71 +185,218 @@ def run_evaluation(config: RunConfig, *, run_id: str | None = None, progress: bo
     Raises
     ------
     ParameterError, DataError
-        Before anything runs, for bad parameters, a bad run id, a missing or invalid data file, or an
-        existing / unwritable output folder.
+        Before anything runs, for bad parameters, a bad run id, a missing or invalid data file, data that
+        do not fit the parameters (:func:`~rp2pr_eval.pipeline.preflight.preflight`), a run id in use by
+        another run, or an existing / unwritable output folder.
+    RunInterrupted, KeyboardInterrupt
+        After a signal, once the kernels are stopped and the unfinished folders removed.
     """
     from rp2pr_eval.data.io import load_patients
+    from rp2pr_eval.pipeline.preflight import preflight
 
     data = Path(config.data).expanduser().resolve()
     if not data.is_file():
         raise DataError(f"{data}: data file not found")
     run_id = check_run_id(run_id or time.strftime("run-%Y%m%d-%H%M%S"))
     patients = load_patients(data, design=config.design)   # validate before any notebook starts
+    preflight(config, patients)
     out_root = Path(config.out).expanduser().resolve()
-    final = out_root / run_id
-    if final.exists():
-        raise ParameterError(f"{final}: output folder already exists; choose another --run-id or remove it")
     try:
         out_root.mkdir(parents=True, exist_ok=True)
-        staging = out_root / f".{run_id}.partial"
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir()
     except OSError as exc:
-        raise ParameterError(f"{out_root}: cannot write the output folder ({exc.strerror})") from None
-    private = Path(tempfile.mkdtemp(prefix="rp2pr-eval-"))      # mode 0700, outside --out
-    result = RunResult(run_dir=final)
+        raise ParameterError(f"{out_root}: cannot create the output folder ({exc.strerror})") from None
+    result = RunResult(run_dir=out_root / run_id)
+    with _signals_raise(), _run_lock(out_root, run_id):
+        final = out_root / run_id
+        if final.exists():
+            raise ParameterError(f"{final}: output folder already exists; choose another --run-id or remove it")
+        staging = out_root / f".{run_id}.partial"
+        try:
+            if staging.exists():           # we hold the run id's lock: its owner was killed
+                shutil.rmtree(staging)
+                result.notes.append(f"removed {staging}, the unfinished folder of an interrupted run")
+            staging.mkdir()
+        except OSError as exc:
+            raise ParameterError(f"{out_root}: cannot write the output folder ({exc.strerror})") from None
+        result.notes += remove_stale_workdirs()
+        with _private_workdir() as private:
+            try:
+                _run(config, patients, data, run_id, staging, private, result, progress)
+                os.replace(staging, final)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+    return result
+
+
+def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, private: Path, result: RunResult,
+         progress: bool) -> None:
     started = time.time()
+    for sub in RUN_FOLDERS:
+        (staging / sub).mkdir()
+    # one parquet copy of the validated data: kernels load it ~10× faster than the CSV
+    fast = private / "patients.parquet"
+    patients.to_parquet(fast, index=False)
+    kernel_config = replace(config, data=str(fast))
+    params_file = private / "run_parameters.json"
+    params_file.write_text(json.dumps({"run_id": run_id, "data": str(data), "run_dir": str(result.run_dir),
+                                       "parameters": kernel_config.to_dict()}, indent=1, sort_keys=True) + "\n",
+                           encoding="utf-8")
+    jobs, summary = plan_jobs(config, params_file=params_file, staging=staging)
+    _kernel_environment()
+    bar = _progress(len(jobs) + (summary is not None), progress)
+    pool = ThreadPoolExecutor(max_workers=max(1, config.jobs))
+    futures = [pool.submit(_execute, job, staging) for job in jobs]
     try:
-        for sub in RUN_FOLDERS:
-            (staging / sub).mkdir()
-        # one parquet copy of the validated data: kernels load it ~10× faster than the CSV
-        fast = private / "patients.parquet"
-        patients.to_parquet(fast, index=False)
-        kernel_config = replace(config, data=str(fast))
-        params_file = private / "run_parameters.json"
-        params_file.write_text(json.dumps(kernel_config.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        jobs, summary = plan_jobs(config, params_file=params_file, staging=staging)
-        _kernel_environment()
-        bar = _progress(len(jobs) + (summary is not None), progress)
-        with ThreadPoolExecutor(max_workers=max(1, config.jobs)) as pool:
-            futures = [pool.submit(_execute, job, staging, private) for job in jobs]
-            for fut in as_completed(futures):
-                job = fut.result()
-                bar.update(1)
-                bar.set_postfix_str(f"{job.name}: {job.status}")
-        if summary is not None:
-            _execute(summary, staging, private)
+        for fut in as_completed(futures):
+            job = fut.result()
             bar.update(1)
-        bar.close()
-        result.jobs = jobs + ([summary] if summary is not None else [])
-        timings = _collect_timings(staging)
-        _write_manifest(staging, config, data, result, started, run_id, timings)
-        from rp2pr_eval.presentation.report import write_index
-
-        write_index(staging)
-        from rp2pr_eval.pipeline.audit import audit_run
-
-        result.audit = audit_run(staging, patient_ids=set(patients["patient_id"].astype(str)), policy=None,
-                                 design=config.design)
-        _write_manifest(staging, config, data, result, started, run_id, timings)
-        os.replace(staging, final)
+            bar.set_postfix_str(f"{job.name}: {job.status}")
+        if summary is not None:
+            futures.append(pool.submit(_execute, summary, staging))
+            futures[-1].result()
+            bar.update(1)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_kernels()
+        wait(futures, timeout=30)          # the notebook threads end once their kernels are gone
         raise
     finally:
+        bar.close()
+    pool.shutdown()
+    result.jobs = jobs + ([summary] if summary is not None else [])
+    timings = _collect_timings(staging)
+    _write_manifest(staging, config, data, result, started, run_id, timings)
+    from rp2pr_eval.presentation.report import write_index
+
+    write_index(staging)
+    from rp2pr_eval.pipeline.audit import audit_run
+
+    result.audit = audit_run(staging, patient_ids=set(patients["patient_id"].astype(str)), policy=None,
+                             design=config.design)
+    _write_manifest(staging, config, data, result, started, run_id, timings)
+
+
+# --------------------------------------------------------------------------- faults and isolation
+_WORKDIR_PREFIX = "rp2pr-eval-"
+_OWNER = ".owner.lock"
+
+
+def _flock(fh, *, block: bool = False) -> bool:
+    """Exclusive advisory lock on an open file; ``False`` if another process holds it (POSIX only)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no locking (documented)
+        return True
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+        return True
+    except BlockingIOError:
+        return False
+
+
+@contextlib.contextmanager
+def _run_lock(out_root: Path, run_id: str):
+    """Hold ``<out>/.<run-id>.lock`` for the life of the run; refuse at once if another run holds it."""
+    path = out_root / f".{run_id}.lock"
+    try:
+        fh = open(path, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise ParameterError(f"{out_root}: cannot write the output folder ({exc.strerror})") from None
+    try:
+        if not _flock(fh):
+            fh.seek(0)
+            owner = fh.read().strip()[:40] or "another process"
+            raise ParameterError(f"run id {run_id!r} is in use by a run still going in {out_root} ({owner}); "
+                                 "wait for it or choose another --run-id")
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {platform.node()}\n")
+        fh.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        fh.close()
+
+
+@contextlib.contextmanager
+def _private_workdir():
+    """A 0700 folder in the system's temporary folder, locked by its owner, removed on every exit path."""
+    private = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
+    fh = open(private / _OWNER, "w", encoding="utf-8")
+    _flock(fh, block=True)
+    try:
+        yield private
+    finally:
         shutil.rmtree(private, ignore_errors=True)
-    return result
+        fh.close()
+
+
+def remove_stale_workdirs(tmp: str | Path | None = None) -> list[str]:
+    """Remove private working folders of runs that were killed (their owner's lock is free).
+
+    A folder still being set up (no owner file yet, less than a minute old) is left alone.
+    """
+    notes = []
+    root = Path(tempfile.gettempdir() if tmp is None else tmp)
+    for folder in sorted(root.glob(f"{_WORKDIR_PREFIX}*")):
+        try:
+            if not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            owner = folder / _OWNER
+            if not owner.exists():
+                if time.time() - folder.stat().st_mtime < 60:
+                    continue
+                stale = True
+            else:
+                with open(owner, "a", encoding="utf-8") as fh:
+                    stale = _flock(fh)
+            if stale:
+                shutil.rmtree(folder, ignore_errors=True)
+                notes.append(f"removed {folder}, the working data of a run that was killed")
+        except OSError:
+            continue
+    return notes
+
+
+@contextlib.contextmanager
+def _signals_raise():
+    """In the main thread, SIGTERM and SIGHUP raise :class:`RunInterrupted` (so clean-up code runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise RunInterrupted(signal.Signals(signum).name)
+
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _stop_kernels() -> None:
+    """Terminate the notebook kernels this process started (then kill what is left after 3 s)."""
+    import psutil
+
+    try:
+        kernels = [p for p in psutil.Process().children(recursive=True)
+                   if "ipykernel_launcher" in " ".join(p.cmdline())]
+    except psutil.Error:
+        return
+    for proc in kernels:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(kernels, timeout=3)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 def _collect_timings(staging: Path) -> dict[str, Any]:
@@ -276,4 +446,5 @@ def _write_manifest(staging: Path, config: RunConfig, data: Path, result: RunRes
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-__all__ = ["RUN_ID", "NotebookJob", "RunResult", "check_run_id", "plan_jobs", "run_evaluation", "sha256"]
+__all__ = ["RUN_ID", "NotebookJob", "RunInterrupted", "RunResult", "check_run_id", "plan_jobs", "remove_stale_workdirs",
+           "run_evaluation", "sha256"]

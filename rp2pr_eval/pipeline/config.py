@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
 from rp2pr_eval._options import BootWeights, GeeVcov, RIStatistic, VcovType
 from rp2pr_eval.errors import ParameterError
+from rp2pr_eval.files import MAX_PARAMETER_BYTES, read_yaml, short_repr
 from rp2pr_eval.pipeline.analysis import ESTIMATORS
 from rp2pr_eval.study.design import StudyDesign
 from rp2pr_eval.study.outcomes import CASE_MIX, OUTCOMES, PRIMARY_OUTCOMES
@@ -38,17 +38,7 @@ NOTEBOOKS: tuple[str, ...] = ("00_data_checks", "01_descriptives", "10_outcome_a
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ParameterError(f"{path}: parameter file not found")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ParameterError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise ParameterError(f"{path}: expected a mapping of keys, got {type(values).__name__}")
-    return values
+    return read_yaml(path, what="parameter file")
 
 
 def _type_ok(value: Any, typ: Any) -> bool:
@@ -73,16 +63,16 @@ def _check_mapping(values: Mapping[str, Any], spec: Mapping[str, Any], source: s
     prefix = f"{section}." if section else ""
     unknown = sorted(set(values) - set(spec))
     if unknown:
-        raise ParameterError(f"{source}: unknown key {prefix}{unknown[0]!r}; valid keys are {', '.join(sorted(spec))}")
+        raise ParameterError(f"{source}: unknown key {prefix}{short_repr(unknown[0])}; valid keys are {', '.join(sorted(spec))}")
     for key, value in values.items():
         typ = spec[key]
         if isinstance(typ, tuple):  # allowed values
             if value not in typ:
-                raise ParameterError(f"{source}: key {prefix}{key!r} = {value!r} is not valid; expected one of {list(typ)}")
+                raise ParameterError(f"{source}: key {prefix}{short_repr(key)} = {short_repr(value)} is not valid; expected one of {list(typ)}")
         elif not _type_ok(value, typ):
             expected = {"str_list": "a list of strings", "float_list": "a list of numbers",
                         "str_or_none": "a string or null"}.get(typ, getattr(typ, "__name__", str(typ)))
-            raise ParameterError(f"{source}: key {prefix}{key!r} must be {expected}, got {type(value).__name__} {value!r}")
+            raise ParameterError(f"{source}: key {prefix}{short_repr(key)} must be {expected}, got {type(value).__name__} {short_repr(value)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +113,7 @@ def _check_analysis(values: Mapping[str, Any], source: str, section: str) -> Non
     _check_mapping(values, _ANALYSIS_SPEC, source, section)
     unknown = [e for e in values.get("estimators", []) if e not in ESTIMATORS]
     if unknown:
-        raise ParameterError(f"{source}: key {section}.estimators has unknown estimator {unknown[0]!r}; "
+        raise ParameterError(f"{source}: key {section}.estimators has unknown estimator {short_repr(unknown[0])}; "
                              f"expected names from {', '.join(ESTIMATORS)}")
     for key in ("ri_draws", "boot_draws", "n_quad"):
         if key in values and values[key] < 1:
@@ -188,10 +178,10 @@ class RunConfig:
         design = StudyDesign.from_dict(dict(values["design"]), source=f"{source}: design")
         for key in ("notebooks", "outcomes", "primary_outcomes"):
             if not _type_ok(values[key], "str_list"):
-                raise ParameterError(f"{source}: key {key!r} must be a list of strings")
+                raise ParameterError(f"{source}: key {short_repr(key)} must be a list of strings")
         bad = [n for n in values["notebooks"] if n not in NOTEBOOKS]
         if bad:
-            raise ParameterError(f"{source}: key 'notebooks' has unknown notebook {bad[0]!r}")
+            raise ParameterError(f"{source}: key 'notebooks' has unknown notebook {short_repr(bad[0])}")
         _check_outcomes(list(values["outcomes"]), source, "outcomes")
         _check_outcomes(list(values["primary_outcomes"]), source, "primary_outcomes")
         _check_analysis(values["analysis"], source, "analysis")
@@ -202,13 +192,14 @@ class RunConfig:
             _check_analysis(settings, source, f"outcome_settings.{name}")
             per_outcome[name] = AnalysisSettings().merged(settings)
         _check_mapping(values["power"], _POWER_SPEC, source, "power")
+        _check_power(values["power"], source)
         power = PowerSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values["power"].items()})
         for key in ("seed", "jobs"):
             if not _type_ok(values[key], int):
-                raise ParameterError(f"{source}: key {key!r} must be int")
+                raise ParameterError(f"{source}: key {short_repr(key)} must be int")
         for key in ("params_dir", "data", "design_path", "out"):
             if not isinstance(values[key], str):
-                raise ParameterError(f"{source}: key {key!r} must be a path")
+                raise ParameterError(f"{source}: key {short_repr(key)} must be a path")
         return cls(params_dir=values["params_dir"], data=values["data"], design=design,
                    design_path=values["design_path"], out=values["out"], seed=values["seed"], jobs=values["jobs"],
                    notebooks=tuple(values["notebooks"]), outcomes=tuple(values["outcomes"]),
@@ -223,13 +214,15 @@ class RunConfig:
             values["outcomes"] = tuple(values["outcomes"])
         if "jobs" in values and values["jobs"] < 1:
             raise ParameterError(f"--jobs must be ≥ 1, got {values['jobs']}")
+        if "seed" in values and not 0 <= values["seed"] < 2**63:
+            raise ParameterError(f"--seed must be a non-negative integer, got {values['seed']}")
         return replace(self, **values)
 
 
 def _check_outcomes(names: list[str], source: str, key: str) -> None:
     unknown = [n for n in names if n not in OUTCOMES]
     if unknown:
-        raise ParameterError(f"{source}: key {key!r} has unknown outcome {unknown[0]!r}; "
+        raise ParameterError(f"{source}: key {short_repr(key)} has unknown outcome {short_repr(unknown[0])}; "
                              f"expected names from {', '.join(OUTCOMES)}")
 
 
@@ -239,6 +232,18 @@ _RUN_SPEC: dict[str, Any] = {
 }
 _POWER_SPEC: dict[str, Any] = {"n_sims": int, "effects": "float_list", "estimator": ("ancova", "did_aggregate", "did_twfe"),
                                "outcome": str, "backend": ("serial", "local", "dask")}
+
+
+def _check_power(values: Mapping[str, Any], source: str) -> None:
+    import math
+
+    if "n_sims" in values and values["n_sims"] < 2:
+        raise ParameterError(f"{source}: key power.n_sims must be ≥ 2, got {values['n_sims']}")
+    if "effects" in values and (not values["effects"] or not all(math.isfinite(v) for v in values["effects"])):
+        raise ParameterError(f"{source}: key power.effects must be a non-empty list of finite numbers")
+    if "outcome" in values and OUTCOMES[values["outcome"]].kind == "time_to_event":
+        raise ParameterError(f"{source}: key power.outcome {values['outcome']!r} is a time-to-event outcome; the power "
+                             "simulation's estimators (ancova, did_aggregate, did_twfe) need a binary or continuous one")
 
 
 def load_run_config(params: str | Path | None = None, *, run_file: str = "run.yaml") -> RunConfig:
@@ -277,7 +282,7 @@ def load_run_config(params: str | Path | None = None, *, run_file: str = "run.ya
     source = str(run_path)
     for key, value in raw.items():
         if key in _RUN_SPEC and _RUN_SPEC[key] is dict and not isinstance(value, dict):
-            raise ParameterError(f"{source}: key {key!r} must be a mapping, got {type(value).__name__}")
+            raise ParameterError(f"{source}: key {short_repr(key)} must be a mapping, got {type(value).__name__}")
     _check_mapping({k: v for k, v in raw.items() if _RUN_SPEC.get(k) is not dict},
                    {k: v for k, v in _RUN_SPEC.items() if v is not dict}, source)
     if "data" not in raw:
@@ -287,7 +292,7 @@ def load_run_config(params: str | Path | None = None, *, run_file: str = "run.ya
     notebooks = raw.get("notebooks", list(NOTEBOOKS))
     bad = [n for n in notebooks if n not in NOTEBOOKS]
     if bad:
-        raise ParameterError(f"{source}: key 'notebooks' has unknown notebook {bad[0]!r}; expected {list(NOTEBOOKS)}")
+        raise ParameterError(f"{source}: key 'notebooks' has unknown notebook {short_repr(bad[0])}; expected {list(NOTEBOOKS)}")
     outcomes = raw.get("outcomes", list(OUTCOMES))
     _check_outcomes(outcomes, source, "outcomes")
     primary = raw.get("primary_outcomes", list(PRIMARY_OUTCOMES))
@@ -301,7 +306,7 @@ def load_run_config(params: str | Path | None = None, *, run_file: str = "run.ya
         for path in sorted(outcome_dir.glob("*.yaml")):
             name = path.stem
             if name not in OUTCOMES:
-                raise ParameterError(f"{path}: file name {name!r} is not an outcome; expected one of {', '.join(OUTCOMES)}")
+                raise ParameterError(f"{path}: file name {short_repr(name)} is not an outcome; expected one of {', '.join(OUTCOMES)}")
             values = _read_yaml(path)
             _check_analysis(values, str(path), "")
             per_outcome[name] = base.merged(values)
@@ -310,8 +315,11 @@ def load_run_config(params: str | Path | None = None, *, run_file: str = "run.ya
     if "outcome" in power_raw:
         _check_outcomes([power_raw["outcome"]], source, "power.outcome")
     power = PowerSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in power_raw.items()})
+    _check_power(power_raw, source)
     if raw.get("jobs", 2) < 1:
         raise ParameterError(f"{source}: key 'jobs' must be ≥ 1")
+    if not 0 <= raw.get("seed", 0) < 2**63:
+        raise ParameterError(f"{source}: key 'seed' must be a non-negative integer, got {raw['seed']}")
     out = _relative_to(folder, raw["out"]) if "out" in raw else paths.default_output_root()
     return RunConfig(
         params_dir=str(folder), data=str(_relative_to(folder, raw["data"])), design=design,
@@ -333,9 +341,11 @@ def _load_resolved(path: Path) -> RunConfig:
     import json
 
     try:
+        if path.stat().st_size > MAX_PARAMETER_BYTES:
+            raise ParameterError(f"{path}: parameter file is over 1 MiB")
         values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ParameterError(f"{path}: not a readable parameter file ({type(exc).__name__})") from None
-    if isinstance(values, dict) and "parameters" in values and "run_id" in values:   # a manifest
+    if isinstance(values, dict) and "parameters" in values and "run_id" in values:   # a manifest or the runner's file
         values = values["parameters"]
     return RunConfig.from_dict(values, source=str(path))

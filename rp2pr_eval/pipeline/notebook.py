@@ -38,6 +38,9 @@ class NotebookSetup:
     outcome: str | None
     data_path: Path
     output_dir: Path
+    #: What a reader is shown for the data and the outputs (the runner's originals, not its private copies).
+    shown_data: str | None = None
+    shown_outputs: str | None = None
 
     @property
     def design(self) -> StudyDesign:
@@ -84,8 +87,8 @@ class NotebookSetup:
     def _rows(self) -> list[tuple[str, str]]:
         source = self.config.params_dir
         rows = [("notebook", self.notebook), ("parameters", source),
-                ("outcome", self.outcome or "—"), ("data", str(self.data_path)), ("outputs", str(self.output_dir)),
-                ("seed", str(self.seed))]
+                ("outcome", self.outcome or "—"), ("data", self.shown_data or str(self.data_path)),
+                ("outputs", self.shown_outputs or str(self.output_dir)), ("seed", str(self.seed))]
         if self.outcome:
             layered = "yes" if self.outcome in self.config.outcome_settings else "no (base settings)"
             rows.append((f"outcomes/{self.outcome}.yaml", layered))
@@ -154,7 +157,16 @@ def notebook_setup(
     if notebook != "30_power" and notebook != "20_summary" and not data.is_file():
         raise ParameterError(f"{data}: data file not found (set data_path, or 'data' in {config.params_dir}/run.yaml)")
     out = paths.default_output_root() / INTERACTIVE if output_dir is None else Path(output_dir).expanduser()
-    return NotebookSetup(notebook=notebook, config=config, outcome=outcome, data_path=data, output_dir=out)
+    shown_data = shown_outputs = None
+    if params is not None and str(params).endswith(".json"):
+        import json
+
+        wrapper = json.loads(Path(params).read_text(encoding="utf-8"))   # load_run_config read it already
+        if isinstance(wrapper, dict) and "run_id" in wrapper:
+            shown_data = f"{wrapper.get('data')} (validated copy)" if data_path is None else None
+            shown_outputs = f"{wrapper.get('run_dir')} (run {wrapper['run_id']})" if output_dir is not None else None
+    return NotebookSetup(notebook=notebook, config=config, outcome=outcome, data_path=data, output_dir=out,
+                         shown_data=shown_data, shown_outputs=shown_outputs)
 
 
 __all__ = ["INTERACTIVE", "NotebookSetup", "notebook_setup"]

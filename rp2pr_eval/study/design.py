@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from rp2pr_eval._options import DisclosurePreset, check_option
 from rp2pr_eval.errors import ParameterError
+from rp2pr_eval.files import read_yaml, short_repr
 
 DEFAULT_PAIRING_INDICATORS = ("histo_confirmed", "active_treatment", "nsclc_resection", "sclc_chemo")
 
@@ -24,7 +24,7 @@ def _year_tuple(name: str, value: Any) -> tuple[int, ...]:
     if not isinstance(value, (list, tuple)) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in value
     ):
-        raise ParameterError(f"{name} must be a list of integer years, got {value!r}")
+        raise ParameterError(f"{name} must be a list of integer years, got {short_repr(value)}")
     return tuple(int(v) for v in value)
 
 
@@ -84,11 +84,11 @@ class StudyDesign:
         if self.intervention_arm == self.control_arm:
             raise ParameterError("intervention_arm and control_arm must differ")
         if self.cluster is not None and not isinstance(self.cluster, str):
-            raise ParameterError(f"cluster must be a column name or None, got {self.cluster!r}")
+            raise ParameterError(f"cluster must be a column name or None, got {short_repr(self.cluster)}")
         for name in ("n_treated_pairs", "disclosure_threshold", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ParameterError(f"{name} must be a non-negative integer, got {value!r}")
+                raise ParameterError(f"{name} must be a non-negative integer, got {short_repr(value)}")
         try:
             check_option("disclosure", self.disclosure, DisclosurePreset)
         except ValueError as exc:
@@ -143,7 +143,7 @@ class StudyDesign:
         for key, typ in types.items():
             if key in values and (not isinstance(values[key], typ) or isinstance(values[key], bool)):
                 raise ParameterError(
-                    f"{source}: key {key!r} must be {typ.__name__}, got {type(values[key]).__name__} {values[key]!r}"
+                    f"{source}: key {short_repr(key)} must be {typ.__name__}, got {type(values[key]).__name__} {short_repr(values[key])}"
                 )
         if "pairing_indicators" in values:
             pi = values["pairing_indicators"]
@@ -158,14 +158,7 @@ class StudyDesign:
     def from_yaml(cls, path: str | Path) -> "StudyDesign":
         """Read a design YAML file (see ``parameters/design.yaml``)."""
         path = Path(path)
-        if not path.is_file():
-            raise ParameterError(f"{path}: design file not found")
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ParameterError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if values is None:
-            values = {}
+        values = read_yaml(path, what="design file")
         return cls.from_dict(values, source=str(path))
 
 
