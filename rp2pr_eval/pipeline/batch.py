@@ -334,24 +334,20 @@ def _private_workdir():
 
 
 def remove_stale_workdirs(tmp: str | Path | None = None) -> list[str]:
-    """Remove private working folders of runs that were killed (their owner's lock is free).
+    """Remove private working folders of runs that were killed: their owner file's lock is free.
 
-    A folder still being set up (no owner file yet, less than a minute old) is left alone.
+    Only folders with an owner file are considered (a folder being set up, or made by another program
+    or version, is never touched).
     """
     notes = []
     root = Path(tempfile.gettempdir() if tmp is None else tmp)
     for folder in sorted(root.glob(f"{_WORKDIR_PREFIX}*")):
+        owner = folder / _OWNER
         try:
-            if not folder.is_dir() or folder.stat().st_uid != os.getuid():
+            if not folder.is_dir() or folder.stat().st_uid != os.getuid() or not owner.is_file():
                 continue
-            owner = folder / _OWNER
-            if not owner.exists():
-                if time.time() - folder.stat().st_mtime < 60:
-                    continue
-                stale = True
-            else:
-                with open(owner, "a", encoding="utf-8") as fh:
-                    stale = _flock(fh)
+            with open(owner, "a", encoding="utf-8") as fh:
+                stale = _flock(fh)
             if stale:
                 shutil.rmtree(folder, ignore_errors=True)
                 notes.append(f"removed {folder}, the working data of a run that was killed")
