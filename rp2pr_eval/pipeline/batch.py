@@ -324,8 +324,9 @@ def _run_lock(out_root: Path, run_id: str):
 def _private_workdir():
     """A 0700 folder in the system's temporary folder, locked by its owner, removed on every exit path."""
     private = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
-    fh = open(private / _OWNER, "w", encoding="utf-8")
+    fh = open(private / f"{_OWNER}.new", "w", encoding="utf-8")
     _flock(fh, block=True)
+    os.replace(private / f"{_OWNER}.new", private / _OWNER)   # visible only once locked
     try:
         yield private
     finally:
