@@ -105,6 +105,14 @@ def _read_manifest(run: Path) -> dict:
         raise UserError(f"{run / 'manifest.json'}: not a readable manifest ({type(exc).__name__})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("parameters"), dict):
         raise UserError(f"{run / 'manifest.json'}: not a run manifest (no 'parameters')")
+    from rp2pr_eval.pipeline.config import RunConfig
+
+    try:
+        RunConfig.from_dict(manifest["parameters"], source=f"{run / 'manifest.json'}: parameters")
+    except ParameterError as exc:
+        raise UserError(f"not a usable run manifest: {exc}") from None
+    if not isinstance(manifest.get("data"), str):
+        raise UserError(f"{run / 'manifest.json'}: not a run manifest (no 'data')")
     return manifest
 
 
@@ -120,6 +128,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"  note: {note}", file=sys.stderr)
     n_ok = sum(j.status == "ok" for j in result.jobs)
     print(f"{n_ok}/{len(result.jobs)} notebooks ran; report: {result.run_dir / 'index.html'}")
+    if result.not_estimable:
+        print(f"  not estimable ({len(result.not_estimable)}):", file=sys.stderr)
+        for item in result.not_estimable[:20]:
+            print(f"    {item[:200]}", file=sys.stderr)
     for job in result.failed:
         print(f"  failed: {job.name}: {job.error}", file=sys.stderr)
     for problem in result.audit:
@@ -133,8 +145,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     from rp2pr_eval.presentation.report import regenerate_figures
 
     run = Path(args.run)
-    if not (run / "manifest.json").is_file():
-        raise UserError(f"{run}: not a run folder (no manifest.json)")
+    _read_manifest(run)
     start = time.perf_counter()
     written = regenerate_figures(run, n_jobs=args.jobs)
     print(f"regenerated {len(written)} figures (PNG, PDF, SVG) in {run / 'figures'} "

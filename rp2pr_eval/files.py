@@ -45,7 +45,8 @@ def short_repr(value: object) -> str:
     A hostile value (a YAML "billion laughs" structure, a megabyte string) is quoted as a short
     excerpt instead of being expanded into the message.
     """
-    return _SHORT.repr(value)
+    text = _SHORT.repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def max_input_bytes() -> int:

@@ -1,7 +1,7 @@
 """The layout is the architecture: layers import only downwards, no cycles, no private names across modules.
 
 Layers, lowest first (a module may import its own layer and the layers below it):
-foundation (errors, paths, option/array checks) → models (general, no study knowledge) → study → data
+foundation (errors, paths, safe files, option/array checks) → models (general, no study knowledge) → study → data
 → synthetic → results → estimators → inference → presentation → pipeline → cli and the package root.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.fixture
 PACKAGE = ROOT / "rp2pr_eval"
 LAYERS = ["foundation", "models", "study", "data", "synthetic", "results", "estimators", "inference",
           "presentation", "pipeline", "top"]
-FOUNDATION = {"rp2pr_eval.errors", "rp2pr_eval.paths", "rp2pr_eval._options", "rp2pr_eval._arrays"}
+FOUNDATION = {"rp2pr_eval.errors", "rp2pr_eval.paths", "rp2pr_eval.files", "rp2pr_eval._options", "rp2pr_eval._arrays"}
 MAX_LINES = 600
 
 

@@ -80,6 +80,7 @@ def test_two_by_two_did_is_known_by_arithmetic(two_by_two):
 @pytest.mark.fixture
 def test_collinear_baseline_is_refused():
     cells = {k: ((v[1] // 2) if k[3] == 2009 else v[0], v[1]) for k, v in CELLS.items()}  # every pre rate 0.5
+    cells[("A1", "P1", "intervention", 2012)] = (71, 100)  # post rates vary within arm (else nothing is estimable)
     with pytest.raises(rp.DataError, match=r"collinear columns \['intercept', 'baseline'\]"):
         rp.ancova(_patients_from_counts(cells), "active_treatment", design=DESIGN_2x2)
 

@@ -84,6 +84,8 @@ class RunResult:
     audit: list[str] = field(default_factory=list)
     #: What the runner did besides running (e.g. removed the leftovers of a killed run).
     notes: list[str] = field(default_factory=list)
+    #: "outcome / estimator: reason" of every requested estimator that could not be estimated.
+    not_estimable: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[NotebookJob]:
@@ -197,7 +199,7 @@ def run_evaluation(config: RunConfig, *, run_id: str | None = None, progress: bo
     data = Path(config.data).expanduser().resolve()
     if not data.is_file():
         raise DataError(f"{data}: data file not found")
-    run_id = check_run_id(run_id or time.strftime("run-%Y%m%d-%H%M%S"))
+    run_id = check_run_id(time.strftime("run-%Y%m%d-%H%M%S") if run_id is None else run_id)
     patients = load_patients(data, design=config.design)   # validate before any notebook starts
     preflight(config, patients)
     out_root = Path(config.out).expanduser().resolve()
@@ -265,6 +267,7 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
         bar.close()
     pool.shutdown()
     result.jobs = jobs + ([summary] if summary is not None else [])
+    result.not_estimable = _not_estimable(staging)
     timings = _collect_timings(staging)
     _write_manifest(staging, config, data, result, started, run_id, timings)
     from rp2pr_eval.presentation.report import write_index
@@ -396,6 +399,19 @@ def _stop_kernels() -> None:
             proc.kill()
 
 
+def _not_estimable(staging: Path) -> list[str]:
+    """Estimators the outcome notebooks recorded as not estimable (from the saved results)."""
+    out = []
+    for path in sorted((staging / "results").glob("*.extras.json")):
+        try:
+            skipped = json.loads(path.read_text(encoding="utf-8")).get("skipped") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        out += [f"{path.name.split('.')[0]} / {step}: {reason}" for step, reason in skipped.items()
+                if str(reason).startswith("not estimable")]
+    return out
+
+
 def _collect_timings(staging: Path) -> dict[str, Any]:
     """Timings the notebooks wrote under ``timings/`` (they belong in the manifest, not in results)."""
     folder = staging / "timings"
@@ -438,6 +454,7 @@ def _write_manifest(staging: Path, config: RunConfig, data: Path, result: RunRes
                        else None}
                       for j in result.jobs],
         "timings": timings,
+        "not_estimable": result.not_estimable,
         "audit": result.audit,
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -91,6 +91,8 @@ class SummaryReport:
     missing_primary: list[str] = field(default_factory=list)
     #: Outcomes asked for whose results are not in the results folder.
     missing_results: list[str] = field(default_factory=list)
+    #: (outcome, estimator step, reason) of every requested estimator that could not be estimated.
+    not_estimable: list[tuple[str, str, str]] = field(default_factory=list)
 
     def adjusted_table(self) -> pd.DataFrame:
         """Primary indicators (ANCOVA): raw, Holm- and Romano–Wolf-adjusted p-values."""
@@ -164,13 +166,20 @@ def load_summary(results_dir: str | Path, outcomes: Sequence[str], primary_outco
         main = a.effects.get("ancova") or a.effects.get("did_cox")
         if main is not None:
             heads.append(_headline(main, None))
+    failed = [(o, step, reason) for o, a in analyses.items() for step, reason in a.skipped.items()
+              if reason.startswith("not estimable")]
+    if failed:
+        listed = "; ".join(f"{step} for {LABELS.get(o, o)} ({reason.split(': ', 1)[-1][:120]})"
+                           for o, step, reason in failed[:8])
+        more = f"; and {len(failed) - 8} more" if len(failed) > 8 else ""
+        heads.insert(0, f"Not estimable in this run ({len(failed)}): {listed}{more}.")
     if absent:
         heads.append("Primary indicators without a primary result in this run (not part of the multiplicity "
                       f"adjustment): {', '.join(LABELS.get(o, o) for o in absent)}.")
     if missing:
         heads.append(f"Outcomes without saved results: {', '.join(LABELS.get(o, o) for o in missing)}.")
     return SummaryReport(effects=effects, primary=primary, primary_holm=holm, primary_romano_wolf=rw, headlines=heads,
-                         missing_primary=absent, missing_results=missing)
+                         missing_primary=absent, missing_results=missing, not_estimable=failed)
 
 
 def _redraw_outcome(results_dir: Path, figures_dir: Path, outcome: str, during: Sequence[int]) -> list[Path]:
@@ -283,5 +292,6 @@ def export_summary_tables(summary: SummaryReport, tables_dir: str | Path) -> lis
     tables_dir = Path(tables_dir)
     written = export_table(primary, tables_dir / "primary_results",
                            caption="Primary indicators: ANCOVA with multiplicity control", exempt_columns=numbers)
-    written += export_table(results_table(summary.effects), tables_dir / "all_results", caption="All estimates")
+    if len(summary.effects):                       # nothing estimable: the headline says why; no empty table
+        written += export_table(results_table(summary.effects), tables_dir / "all_results", caption="All estimates")
     return written
