@@ -135,3 +135,144 @@ def test_missing_values_are_left_out_and_counted(mv_deaths):
     data.loc[data.index[5], "state"] = np.nan
     res = models.cluster_ols("mrate ~ legal + beertaxa", data, cluster="state")
     assert res.nobs == len(data) - 4 and res.info["n_dropped"] == 4
+
+
+# --------------------------------------------------------------------------- glmm_logit
+@pytest.fixture(scope="module")
+def cbpp():
+    return pd.read_csv(DATA / "cbpp.csv", dtype={"herd": str, "period": str})
+
+
+@pytest.mark.parametrize(("n_quad", "key"), [(1, "nAGQ1"), (25, "nAGQ25")])
+def test_glmm_logit_reproduces_lme4_cbpp(cbpp, n_quad, key):
+    """``glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), family = binomial, cbpp,
+    nAGQ = 1 | 25)`` (lme4's documented example; tests/reference/glmm.R). Tolerance 1e-5 absolute on
+    the fixed effects, SEs and herd SD (lme4's own optimiser tolerance is ~1e-5: its default control
+    moves the Laplace fit by 6e-4)."""
+    ref = _ref("glmm_reference.json")["cbpp"][key]
+    res = models.glmm_logit("incidence ~ period", data=cbpp, groups="herd", trials="size", n_quad=n_quad)
+    assert list(res.params.index) == ["Intercept", "period[T.2]", "period[T.3]", "period[T.4]"]
+    np.testing.assert_allclose(res.params, list(ref["fixef"].values()), atol=1e-5)
+    np.testing.assert_allclose(res.bse, list(ref["se"].values()), atol=1e-5)
+    assert res.random_sd == {"herd": pytest.approx(ref["re_sd"], abs=1e-5)}
+    assert res.nobs == 56 and res.n_groups == 15 and np.isinf(res.df).all()
+
+
+def test_glmm_logit_one_grouping_term_for_now(cbpp):
+    with pytest.raises(ValueError, match="one grouping term is supported"):
+        models.glmm_logit("incidence ~ period", data=cbpp, groups=["herd", "period"], trials="size")
+
+
+# --------------------------------------------------------------------------- lmm
+@pytest.mark.parametrize("reml", [True, False])
+def test_lmm_reproduces_lme4_sleepstudy_random_slopes(reml):
+    """``lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = TRUE | FALSE)`` (Bates et al. 2015,
+    section 1; tests/reference/models_mixed.R). Tolerances: fixed effects 1e-8 relative; SEs 1e-5 and
+    SDs and correlation 1e-4 relative (statsmodels' optimiser stops where the likelihood is flat to
+    1e-9: the log-likelihoods agree to 1e-8)."""
+    ref = _ref("models_mixed_reference.json")["REML" if reml else "ML"]
+    ss = pd.read_csv(DATA / "lmm_sleepstudy.csv", dtype={"Subject": str})
+    res = models.lmm("Reaction ~ Days", data=ss, groups="Subject", random_slopes=["Days"], reml=reml)
+    np.testing.assert_allclose(res.params, list(ref["fixef"].values()), rtol=1e-8)
+    np.testing.assert_allclose(res.bse, list(ref["se"].values()), rtol=1e-5)
+    np.testing.assert_allclose([res.random_sd["Subject"], res.random_sd["Days|Subject"]],
+                               [ref["sd_intercept"], ref["sd_days"]], rtol=1e-4)
+    assert res.info["random_corr"][0][1] == pytest.approx(ref["corr"], rel=1e-3)
+    assert res.info["residual_sd"] == pytest.approx(ref["residual_sd"], rel=1e-5)
+    assert res.info["loglik"] == pytest.approx(ref["logLik"], abs=1e-8)
+
+
+# --------------------------------------------------------------------------- gee_logit
+@pytest.mark.parametrize("cov_struct", ["exchangeable", "independence"])
+@pytest.mark.parametrize("vcov", ["robust", "mancl_derouen"])
+def test_gee_logit_reproduces_geepack_ohio(cov_struct, vcov):
+    """geepack's ohio example: ``geeglm(resp ~ age + smoke + age:smoke, id = id, family = binomial,
+    corstr = ...)``, san.se; Mancl–DeRouen from geepack's fit by its definition
+    (tests/reference/models_gee_cox.R). Tolerance 1e-9 absolute (coefficients, SEs, alpha)."""
+    ref = _ref("models_gee_cox_reference.json")["gee"][cov_struct]
+    ohio = pd.read_csv(DATA / "ohio.csv")
+    res = models.gee_logit("resp ~ age + smoke + age:smoke", data=ohio, groups="id", cov_struct=cov_struct,
+                           vcov=vcov)
+    assert list(res.params.index) == ["Intercept", "age", "smoke", "age:smoke"]
+    np.testing.assert_allclose(res.params, ref["coef"], atol=1e-9)
+    np.testing.assert_allclose(res.bse, ref["se_" + vcov], atol=1e-9)
+    assert res.info["working_corr"] == pytest.approx(ref["alpha"], abs=1e-9)
+    assert res.n_groups == 537 and (res.df == 537 - 4).all()
+
+
+# --------------------------------------------------------------------------- cox
+COX_CASES = {"efron": {}, "breslow": {"ties": "breslow"}, "strata": {"strata": "inst"},
+             "cluster": {"cluster": "inst"}, "strata_cluster": {"strata": "ph.ecog", "cluster": "inst"}}
+
+
+@pytest.mark.parametrize("case", list(COX_CASES))
+def test_cox_reproduces_survival_lung(case):
+    """survival's lung: ``coxph(Surv(time, status) ~ age + sex [+ strata(inst)], lung, ties = ...,
+    [cluster = inst])`` (tests/reference/models_gee_cox.R). Tolerance 1e-10 absolute (coefficients,
+    SEs, log partial likelihood); rows with a missing stratum or cluster are left out, as in R."""
+    ref = _ref("models_gee_cox_reference.json")["cox"][case]
+    lung = pd.read_csv(DATA / "lung.csv").assign(dead=lambda d: (d["status"] == 2).astype(int))
+    res = models.cox("age + sex", data=lung, time="time", event="dead", **COX_CASES[case])
+    np.testing.assert_allclose(res.params, ref["coef"], atol=1e-10)
+    np.testing.assert_allclose(res.bse, ref["se"], atol=1e-10)
+    assert res.info["loglik"] == pytest.approx(ref["loglik"], abs=1e-9)
+    assert res.nobs == ref["n"] and res.info["n_events"] == ref["nevent"]
+
+
+# --------------------------------------------------------------------------- resampling
+@pytest.mark.parametrize("null", [True, False])
+def test_wild_cluster_bootstrap_full_enumeration_matches_the_plain_algorithm(null):
+    """PetersenCL (sandwich), ``lm(y ~ x)`` clustered by year (G = 10), H0: x = 1, all 2^10 Rademacher
+    draws, each refitted by lm with vcovCL(type = "HC1") in R (tests/reference/models_resampling.R):
+    boottest's full enumeration, deterministic. The p-value is exact (a share of 1024); t draws 1e-10."""
+    ref = _ref("models_resampling_reference.json")["wild"]
+    pe = pd.read_csv(DATA / "petersen.csv")
+    res = models.wild_cluster_bootstrap("y ~ x", data=pe, param="x", cluster="year", h0=1.0, null=null)
+    assert res.info["enumerated"] and res.info["n_boot"] == 1024
+    assert res.pvalues["x"] == ref["p_wcr" if null else "p_wcu"]
+    np.testing.assert_allclose(np.sort(res.info["t_draws"]), ref["t_draws_wcr_sorted" if null else "t_draws_wcu_sorted"],
+                               atol=1e-10)
+    assert res.params["x"] == pytest.approx(ref["estimate"], abs=1e-12)
+    assert res.bse["x"] == pytest.approx(ref["se_cr1"], abs=1e-12)
+    assert res.tvalues["x"] == pytest.approx(ref["t"], abs=1e-10)
+    lo, hi = res.conf_int().loc["x"]
+    assert lo < res.params["x"] < hi
+
+
+def test_randomisation_test_exact_enumeration_of_sleep():
+    """R's sleep as two independent groups of ten: all choose(20, 10) = 184,756 assignments, statistic the
+    difference in means (tests/reference/models_resampling.R). Exact p 0.0814…, to 1e-12."""
+    ref = _ref("models_resampling_reference.json")["randomisation"]
+    sleep = pd.read_csv(DATA / "sleep.csv")
+    res = models.randomisation_test("extra ~ treated", data=sleep, param="treated", treatment="treated",
+                                    n_draws=200_000, ci=False)
+    assert res.info["exact"] and res.info["n_draws"] == ref["n_draws"]
+    assert res.params["treated"] == pytest.approx(ref["estimate"], abs=1e-12)
+    assert res.pvalues["treated"] == pytest.approx(ref["p"], abs=1e-12)
+    np.testing.assert_allclose(np.quantile(res.info["draws"], [0.01, 0.25, 0.5, 0.75, 0.99], method="inverted_cdf"),
+                               ref["draws_quantiles"], atol=1e-12)
+
+
+def test_randomisation_test_refuses_a_design_not_linear_in_the_treatment():
+    sleep = pd.read_csv(DATA / "sleep.csv")
+    with pytest.raises(ValueError, match="linearly"):
+        models.randomisation_test("extra ~ I(1 - treated)", data=sleep, param="I(1 - treated)", treatment="treated")
+
+
+# --------------------------------------------------------------------------- adjust_pvalues
+def test_adjust_pvalues_on_plain_pvalues_matches_p_adjust():
+    """R: ``p.adjust(c(0.01, 0.04, 0.03, 0.005), "holm")`` = 0.03 0.06 0.06 0.02; ``"BH"`` = 0.02 0.04 0.04 0.02."""
+    p = pd.Series([0.01, 0.04, 0.03, 0.005], index=list("abcd"))
+    np.testing.assert_allclose(models.adjust_pvalues(p, "holm"), [0.03, 0.06, 0.06, 0.02], atol=1e-15)
+    np.testing.assert_allclose(models.adjust_pvalues(p.to_numpy(), "fdr_bh"), [0.02, 0.04, 0.04, 0.02], atol=1e-15)
+    assert list(models.adjust_pvalues(p, "holm").index) == list("abcd")
+
+
+def test_adjust_pvalues_romano_wolf_on_joint_draws():
+    """Hand-checkable: two hypotheses, five joint draws. |T| = (3, 1): step 1 counts draws with max|T*| ≥ 3
+    (2 of 5) → (1 + 2)/6 = 0.5; step 2 counts |T*_2| ≥ 1 (3 of 5) → 4/6, monotone → 0.6667."""
+    draws = np.array([[4.0, 0.5], [0.1, 3.5], [1.0, 1.0], [0.2, 0.1], [0.3, 2.0]])
+    out = models.adjust_pvalues(method="romano_wolf", observed=np.array([3.0, -1.0]), null_draws=draws)
+    np.testing.assert_allclose(out, [0.5, 4 / 6])
+    with pytest.raises(ValueError, match="needs observed"):
+        models.adjust_pvalues([0.1], "romano_wolf")

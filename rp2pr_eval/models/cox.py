@@ -148,6 +148,7 @@ def fit_cox(
     X,
     *,
     groups=None,
+    strata=None,
     ties: CoxTies = "efron",
     names=None,
     tol: float = 1e-9,
@@ -168,6 +169,9 @@ def fit_cox(
     groups : array_like, shape (N,), optional
         Cluster labels (e.g. trust pair). When given, ``vcov`` is the
         cluster-robust covariance; otherwise the model-based covariance.
+    strata : array_like, shape (N,), optional
+        Stratum labels: each stratum has its own baseline hazard (risk sets
+        never cross strata), as ``coxph(... + strata(s))``.
     ties : {"efron", "breslow"}
         Approximation of the partial likelihood for tied event times.
     names : sequence of str, optional
@@ -313,10 +317,11 @@ def fit_cox(
         n_clusters = len(labels)
     else:
         codes, n_clusters = None, None
+    strata_codes = None if strata is None else _check_labels(strata, n_obs, "strata")
     Xa -= Xa.mean(axis=0)
     _check_rank(Xa, names_t)
 
-    st = _Sorted.build(ta, da, Xa, ties)
+    st = _Sorted.build(ta, da, Xa, ties, strata_codes)
     beta = np.zeros(p)
     ll, U, info = st.evaluate(beta)
     ll_null = ll
@@ -424,16 +429,21 @@ class _Sorted:
     f: np.ndarray  # (n_events,) Efron fraction l / d_k (0 for Breslow)
     x_dead_sum: np.ndarray  # (p,) sum of x over the events
     n_events: int
+    blk_next: np.ndarray | None = None  # (n_blocks,) first block of the next stratum (strata only)
+    blk_first: np.ndarray | None = None  # (n_blocks,) first block of the block's stratum (strata only)
 
     @classmethod
-    def build(cls, time, event, X, ties):
-        order = np.lexsort((-event, time))
+    def build(cls, time, event, X, ties, strata=None):
+        order = np.lexsort((-event, time)) if strata is None else np.lexsort((-event, time, strata))
         ts, ds = time[order], event[order]
         XT = np.ascontiguousarray(X[order].T)
         n = len(ts)
         new_block = np.empty(n, dtype=bool)
         new_block[0] = True
         np.not_equal(ts[1:], ts[:-1], out=new_block[1:])
+        if strata is not None:
+            ss = strata[order]
+            new_block[1:] |= ss[1:] != ss[:-1]
         starts = np.flatnonzero(new_block)
         ends = np.append(starts[1:], n)
         blk = np.cumsum(new_block) - 1
@@ -454,8 +464,24 @@ class _Sorted:
             f = (np.arange(n_events) - (np.cumsum(d_k) - d_k)[kk]) / d_k[kk]
         else:
             f = np.zeros(n_events)
+        blk_next = blk_first = None
+        if strata is not None:  # risk sets restart in every stratum
+            blk_stratum = ss[starts]
+            first = np.flatnonzero(np.r_[True, blk_stratum[1:] != blk_stratum[:-1]])
+            stratum_idx = np.cumsum(np.r_[True, blk_stratum[1:] != blk_stratum[:-1]]) - 1
+            blk_first = first[stratum_idx]
+            blk_next = np.r_[first[1:], len(starts)][stratum_idx]
         return cls(order, XT, dead, grp_of_blk[blk[dead]], blk, len(starts), seg_starts,
-                   seg_blk_starts, death_seg, ev_blk, d_k, kk, f, XT[:, dead].sum(axis=1), n_events)
+                   seg_blk_starts, death_seg, ev_blk, d_k, kk, f, XT[:, dead].sum(axis=1), n_events,
+                   blk_next, blk_first)
+
+    def _risk_sums(self, B):
+        """Per block, the sum of ``B`` (last axis: blocks) over the blocks at or after it (in its stratum)."""
+        c = np.cumsum(B[..., ::-1], axis=-1)[..., ::-1]
+        if self.blk_next is None:
+            return c
+        ext = np.concatenate([c, np.zeros(c.shape[:-1] + (1,))], axis=-1)
+        return c - ext[..., self.blk_next]
 
     def _terms(self, beta):
         """Pieces at ``beta`` (risk scores scaled by ``exp(-shift)``).
@@ -472,8 +498,8 @@ class _Sorted:
         B0 = np.add.reduceat(Z0, self.seg_blk_starts)
         B1 = np.add.reduceat(Z1, self.seg_blk_starts, axis=1)
         # Risk-set sums: reverse cumulative sums over the unique times.
-        S0 = np.cumsum(B0[::-1])[::-1][self.ev_blk]
-        S1 = np.cumsum(B1[:, ::-1], axis=1)[:, ::-1][:, self.ev_blk].T
+        S0 = self._risk_sums(B0)[self.ev_blk]
+        S1 = self._risk_sums(B1)[:, self.ev_blk].T
         E0, E1 = Z0[self.death_seg], Z1[:, self.death_seg].T
         D = S0[self.kk] - self.f * E0[self.kk]
         return r, S0, S1, E0, E1, D, shift
@@ -541,7 +567,11 @@ class _Sorted:
         """
         per_blk = np.zeros(v.shape[:-1] + (self.n_blocks,))
         per_blk[..., self.ev_blk] = v
-        return np.cumsum(per_blk, axis=-1)[..., self.blk]
+        c = np.cumsum(per_blk, axis=-1)
+        if self.blk_first is not None:  # restart in every stratum
+            ext = np.concatenate([np.zeros(c.shape[:-1] + (1,)), c], axis=-1)
+            c = c - ext[..., self.blk_first]
+        return c[..., self.blk]
 
 
 def _cholesky(info, n_iter):
@@ -614,6 +644,18 @@ def _check_event(event, n_obs):
     if da.sum() == 0:
         raise DataError(f"event: no events among the {n_obs} rows; a Cox model cannot be fitted")
     return da
+
+
+def _check_labels(labels, n_obs, what):
+    """Integer codes of stratum labels (no missing labels)."""
+    ser = labels.reset_index(drop=True) if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels))
+    if ser.ndim != 1 or len(ser) != n_obs:
+        raise DataError(f"{what}: expected a 1-D array of length {n_obs} (rows of X), got {len(ser)}")
+    codes, _ = pd.factorize(ser, use_na_sentinel=True)
+    if (codes < 0).any():
+        raise DataError(f"{what}: {int((codes < 0).sum())} missing labels; first rows (0-based): "
+                        f"{np.flatnonzero(codes < 0)[:5].tolist()}")
+    return np.asarray(codes, dtype=np.intp)
 
 
 def _check_groups(groups, n_obs):

@@ -58,9 +58,10 @@ class ModelResult:
         Default confidence level of :meth:`conf_int` and :meth:`to_frame`.
     random_sd : dict or None
         Mixed models: SD of each random-effect term, ``{term: SD}`` (e.g. ``{"herd": 0.64}``).
-    pvalue_override, ci_override : ndarray or None
-        Resampling results: the p-values and ``(k, 2)`` interval at ``level`` the method
-        computed (then ``conf_int`` is available at ``level`` only).
+    pvalue_override, ci_override, tvalue_override : ndarray or None
+        Resampling results: the p-values, ``(k, 2)`` interval at ``level`` and test statistics
+        (e.g. against a null value other than 0) the method computed (then ``conf_int`` is
+        available at ``level`` only).
     info : dict
         Model-specific facts (log-likelihood, convergence, working correlation, n_dropped …).
     fit : object
@@ -82,6 +83,7 @@ class ModelResult:
     random_sd: dict[str, float] | None = None
     pvalue_override: np.ndarray | None = field(default=None, repr=False)
     ci_override: np.ndarray | None = field(default=None, repr=False)
+    tvalue_override: np.ndarray | None = field(default=None, repr=False)
     info: dict[str, Any] = field(default_factory=dict, repr=False)
     fit: object = field(default=None, repr=False)
 
@@ -96,6 +98,8 @@ class ModelResult:
             object.__setattr__(self, "pvalue_override", _readonly(self.pvalue_override, (k,)))
         if self.ci_override is not None:
             object.__setattr__(self, "ci_override", _readonly(self.ci_override, (k, 2)))
+        if self.tvalue_override is not None:
+            object.__setattr__(self, "tvalue_override", _readonly(self.tvalue_override, (k,)))
         if self.random_sd is not None:
             object.__setattr__(self, "random_sd", {str(t): float(v) for t, v in self.random_sd.items()})
         check_level(self.level)
@@ -118,7 +122,9 @@ class ModelResult:
 
     @property
     def tvalues(self) -> pd.Series:
-        """Wald statistics ``params / bse`` (t or z by ``df``)."""
+        """Wald statistics ``params / bse`` (t or z by ``df``), or the resampling test's statistic."""
+        if self.tvalue_override is not None:
+            return pd.Series(self.tvalue_override, index=list(self.names), name="tvalues")
         with np.errstate(divide="ignore", invalid="ignore"):
             return pd.Series(self.coef / self.se, index=list(self.names), name="tvalues")
 
