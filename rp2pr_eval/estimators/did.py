@@ -324,16 +324,17 @@ def did_twfe(
 
     .. math:: \bar y_{ty} = \alpha_t + \lambda_y + \delta\, T_t\, \text{post}_y + e_{ty}
 
-    The point estimate comes from linearmodels ``PanelOLS`` (entity and time
-    effects, weights); the variance from :func:`~rp2pr_eval.models.linear.wls`
-    on the explicit dummy design, so CR1/CR2/CR3 are the package's single
-    implementation.  Degrees-of-freedom convention for CR1: the factor
+    Weighted least squares on the explicit trust and year dummy design
+    (:func:`~rp2pr_eval.models.linear.wls`, the engine of
+    :func:`rp2pr_eval.models.cluster_ols`), so CR1/CR2/CR3 are the package's
+    single implementation.  Degrees-of-freedom convention for CR1: the factor
     G/(G−1)·(N−1)/(N−K) with K counting every estimated coefficient including
     the absorbed trust and year effects (as R ``sandwich::vcovCL(lm(y ~ factor(trust) +
     factor(year) + D), type = "HC1")`` and Stata ``regress ... i.trust i.year,
-    vce(cluster pair)``), reference t(G − 1).  This equals linearmodels'
-    ``fit(cov_type="clustered", debiased=True, group_debias=True)`` exactly
-    (checked on every fit and stored in ``details["linearmodels_se"]``).
+    vce(cluster pair)``), reference t(G − 1).  This equals linearmodels
+    ``PanelOLS(entity_effects=True, time_effects=True).fit(cov_type="clustered",
+    debiased=True, group_debias=True)`` to rounding (checked in
+    ``tests/test_did.py``, no longer on every call).
 
     References
     ----------
@@ -343,30 +344,11 @@ def did_twfe(
     prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_twfe", trust_level_only=True)
     spec, panel = _twfe_spec(prep, weights, summary)
     fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
-    lm = _panelols(panel, spec)
-    if not np.isclose(lm["estimate"], fit.coef[0], rtol=1e-7, atol=1e-10):
-        raise RuntimeError(f"did_twfe: PanelOLS ({lm['estimate']}) and the dummy regression ({fit.coef[0]}) disagree")
     scale = scale_of(prep.entry, summary)
     return _effect_from_fit(fit, "treated:post", prep=prep, estimator="did_twfe",
                             estimand="two-way fixed-effects difference in differences", scale=scale,
                             n_obs=len(panel), level=level, vcov=vcov,
-                            extra={"weights": weights, "linearmodels_se": lm["se"], "n_patients": int(len(prep.rows))})
-
-
-def _panelols(panel: pd.DataFrame, spec: LinearSpec) -> dict[str, float]:
-    from linearmodels.panel import PanelOLS
-
-    idx = pd.MultiIndex.from_arrays([panel["trust_id"].astype(str), panel["audit_year"].astype(int)])
-    y = pd.Series(spec.y, index=idx, name="y")
-    X = pd.DataFrame({"treated:post": spec.effect_exposure}, index=idx)
-    w = None if spec.weights is None else pd.Series(spec.weights, index=idx)
-    model = PanelOLS(y, X, entity_effects=True, time_effects=True, weights=w)
-    if spec.cluster is not None:
-        res = model.fit(cov_type="clustered", clusters=pd.DataFrame({"c": spec.cluster}, index=idx),
-                        debiased=True, group_debias=True)
-    else:
-        res = model.fit(cov_type="robust", debiased=True)
-    return {"estimate": float(res.params.iloc[0]), "se": float(res.std_errors.iloc[0])}
+                            extra={"weights": weights, "n_patients": int(len(prep.rows))})
 
 
 # --------------------------------------------------------------------------- event study
