@@ -197,7 +197,7 @@ def test_calibration_hits_the_target_rate_with_recording_and_cap():
     """α per year solves mean(recorded × expit(α + η)) = target (capped at 0.999 × the recorded share)."""
     from scipy.special import expit
 
-    from rp2pr_eval.synthetic.outcomes_model import calibrate
+    from rp2pr_eval.synthetic.outcomes_model import calibrate_intercepts as calibrate
 
     rng = np.random.default_rng(4)
     key_year = np.repeat(np.arange(3), 50)

@@ -31,7 +31,8 @@ CASE_MIX_BITS = ("PS2", "PS34", "AGE75", "AGE80", "MALE", "ST2", "ST3", "ST4", "
 #: Log hazard ratios for survival [E], surgery HR 0.41 [S].
 SURVIVAL_EFFECTS = {"PS2": 0.4, "PS34": 0.9, "ST2": 0.3, "ST3": 0.7, "ST4": 1.3, "AGE80": 0.3, "resection": np.log(0.41)}
 
-__all__ = ["CASE_MIX_BITS", "CASE_MIX_EFFECTS", "HISTOLOGY_PROBS", "SURVIVAL_EFFECTS", "OutcomeDraws", "anchor_logit", "artefact_rate", "calibrate", "case_mix_eta", "generate_outcomes"]
+__all__ = ["CASE_MIX_BITS", "CASE_MIX_EFFECTS", "HISTOLOGY_PROBS", "SURVIVAL_EFFECTS", "OutcomeDraws", "anchor_logit",
+           "artefact_rate", "calibrate_intercepts", "case_mix_eta", "generate_outcomes"]
 
 @dataclass(frozen=True, slots=True)
 class OutcomeDraws:
@@ -52,7 +53,7 @@ def anchor_logit(entry_national: Mapping[int, float], years: np.ndarray, *, scal
     return a0 + (a1 - a0) * (years - y0) / (y1 - y0)
 
 
-def calibrate(eta: np.ndarray, year: np.ndarray, targets: np.ndarray, count: np.ndarray,
+def calibrate_intercepts(eta: np.ndarray, year: np.ndarray, targets: np.ndarray, count: np.ndarray,
                recorded: np.ndarray | None = None) -> np.ndarray:
     """α per year so that the mean of recorded × expit(α + η) over the eligible patients equals the target rate.
 
@@ -157,7 +158,7 @@ def generate_outcomes(p: dict, d: OutcomeDraws, *, effect_weight: np.ndarray, ef
             rec_count = None
             if rec is not None:
                 rec_count = np.bincount(code[rec if mask is None else mask & rec], minlength=eta.size)
-            alphas[name] = calibrate(eta.ravel(), np.repeat(year_of_cell, len(patterns)), targets, count, rec_count)
+            alphas[name] = calibrate_intercepts(eta.ravel(), np.repeat(year_of_cell, len(patterns)), targets, count, rec_count)
         eta0 = alphas[name][year_of_cell][:, None] + eta
         p0 = expit(eta0).ravel()[code]
         effect = effects.get(name, 0.0)
