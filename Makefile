@@ -9,13 +9,16 @@ DATA   := data/synthetic/nlca_patients.csv.gz
 JOBS   ?= 2
 # newest versions pyproject.toml allows, in their own environment (make test-latest)
 LATEST := .venv-latest
+# the peer implementation for benchmarks/bench_pyfixest.py, in its own environment (make bench-pyfixest)
+BENCH  := .venv-bench
+PYFIXEST_VERSION := 0.60.0
 # the lock tool, in its own environment (make lock)
 TOOLS  := .venv-tools
 UV_VERSION := 0.13.9
 LOCK_FLAGS := --extra test --universal --fork-strategy fewest --python-version 3.11 --generate-hashes \
               --custom-compile-command "make lock"
 
-.PHONY: run test test-latest install lock bench validate data clean
+.PHONY: run test test-latest install lock bench bench-pyfixest validate data clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -64,6 +67,17 @@ lock: $(TOOLS)/bin/uv
 bench: install
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# pyfixest side by side with the study's trust-level estimators; pyfixest is not a dependency of the package,
+# so it lives in its own environment: the locked packages, the project, then pyfixest and what it needs.
+$(BENCH)/bin/python:
+	$(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/python -m pip install --quiet --no-deps --require-hashes -r $(LOCK)
+	$(BENCH)/bin/python -m pip install --quiet --no-deps -e .
+	$(BENCH)/bin/python -m pip install --quiet pyfixest==$(PYFIXEST_VERSION)
+
+bench-pyfixest: $(BENCH)/bin/python
+	$(BENCH)/bin/python benchmarks/bench_pyfixest.py
+
 validate: install
 	$(BIN)/rp2pr-eval validate-methods --reps 200 --out outputs/validation
 
@@ -71,4 +85,4 @@ data: install
 	$(BIN)/rp2pr-eval simulate --seed 20100401 --effect active_treatment=0.3 --effect cns_seen=0.4 --effect nsclc_resection=0.25 --out $(DATA) --force
 
 clean:
-	rm -rf $(VENV) $(LATEST) $(TOOLS) outputs .pytest_cache
+	rm -rf $(VENV) $(LATEST) $(TOOLS) $(BENCH) outputs .pytest_cache

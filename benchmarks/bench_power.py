@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 from _common import load  # noqa: E402
 
 from rp2pr_eval import simulate_nlca
-from rp2pr_eval.inference.power import _fit_linear, _validate, power_simulation
+from rp2pr_eval.inference.power import _fit_linear, power_simulation
+from rp2pr_eval.inference.power_config import validate_config as _validate
 from rp2pr_eval.synthetic.generator import GeneratorSettings, simulate_arrays
 
 # Functions of rp2pr_eval whose cumulative time is reported (file suffix, function name).

@@ -101,9 +101,28 @@ def test_did_aggregate_equals_direct_wls(small_patients):
 
 
 @pytest.mark.equivalence
-def test_twfe_cr1_agrees_with_linearmodels(small_patients):
-    e = rp.did_twfe(small_patients, "active_treatment", vcov="CR1")
-    assert e.details["linearmodels_se"] == pytest.approx(e.se, rel=1e-10)
+@pytest.mark.parametrize("weights", ["denominator", None])
+def test_twfe_agrees_with_linearmodels_panelols(small_patients, weights):
+    """The cross-check did_twfe used to run on every call: linearmodels PanelOLS with entity and time
+    effects, clustered by pair, debiased and group-debiased, gives the same estimate and CR1 SE."""
+    from linearmodels.panel import PanelOLS
+
+    from rp2pr_eval.estimators.prepare import prepare
+
+    e = rp.did_twfe(small_patients, "active_treatment", vcov="CR1", weights=weights)
+    prep = prepare(small_patients, "active_treatment", design=None, cluster="pair_id", estimator="did_twfe",
+                   trust_level_only=True)
+    spec = did.linear_spec(small_patients, "active_treatment", "did_twfe", weights=weights)
+    panel = did.trust_values(prep, "audit_year")
+    panel = panel[np.isin(panel["audit_year"], prep.design.pre_years + prep.design.post_years)]
+    idx = pd.MultiIndex.from_arrays([panel["trust_id"].astype(str), panel["audit_year"].astype(int)])
+    y = pd.Series(spec.y, index=idx, name="y")
+    X = pd.DataFrame({"treated:post": spec.effect_exposure}, index=idx)
+    w = None if spec.weights is None else pd.Series(spec.weights, index=idx)
+    res = PanelOLS(y, X, entity_effects=True, time_effects=True, weights=w).fit(
+        cov_type="clustered", clusters=pd.DataFrame({"c": spec.cluster}, index=idx), debiased=True, group_debias=True)
+    assert e.estimate == pytest.approx(float(res.params.iloc[0]), rel=1e-9)
+    assert e.se == pytest.approx(float(res.std_errors.iloc[0]), rel=1e-10)
 
 
 @pytest.mark.fixture

@@ -449,15 +449,15 @@ def ilcop_like():
 
 def _fixed_rho_fit(X, y, g, rho):
     """Our Fisher scoring with rho held fixed, and the sandwiches there (rows sorted by g)."""
-    from rp2pr_eval.models import gee as gee_core
+    from rp2pr_eval.models import gee_solver as gee_core
 
     sizes = np.bincount(g)
-    beta, _, converged, _, _, _ = gee_core._fit_gee(
+    beta, _, converged, _, _, _ = gee_core.fit_gee_beta(
         X, y, sizes, "exchangeable", 100, 1e-10, _fixed_rho=rho
     )
     bounds = np.concatenate(([0], np.cumsum(sizes)))
-    lz, md, _ = gee_core._sandwiches(X, y, beta, rho, bounds)
-    rho_hat = gee_core._Moments(gee_core._Layout(X, y, sizes), beta).rho()
+    lz, md, _ = gee_core.sandwiches(X, y, beta, rho, bounds)
+    rho_hat = gee_core.ClusterMoments(gee_core.ClusterLayout(X, y, sizes), beta).rho()
     return beta, converged, lz, md, rho_hat
 
 
@@ -519,14 +519,14 @@ def test_large_clusters_runaway_falls_back_to_one_step_rho(ilcop_like):
     same fit rho="one-step" gives without a warning — in well under a second of CPU."""
     import time
 
-    from rp2pr_eval.models.gee import GeeConvergenceWarning, _one_step_rho
+    from rp2pr_eval.models.gee_solver import GeeConvergenceWarning, one_step_rho
 
     X, y, g, names, _ = ilcop_like
     cpu = time.process_time()
     with pytest.warns(GeeConvergenceWarning, match=r"keeps growing.*held at its one-step estimate"):
         fit = fit_gee_logit(X, y, g, names=names)
     assert time.process_time() - cpu < 3.0
-    rho1 = _one_step_rho(X, y, np.bincount(g))
+    rho1 = one_step_rho(X, y, np.bincount(g))
     assert fit.converged and fit.rho_method == "one-step (no joint solution)" and fit.working_corr == rho1
     assert 0.0 < rho1 < 0.01
     with warnings.catch_warnings():

@@ -29,8 +29,8 @@ from rp2pr_eval.errors import DataError
 from rp2pr_eval.models.glmm import (
     GlmmBoundaryWarning,
     GlmmConvergenceWarning,
-    _Objective,
-    _prepare,
+    AghqObjective,
+    prepare_data,
     fit_glmm_logit,
     fit_glmm_logit_vb,
 )
@@ -176,10 +176,10 @@ def test_aghq_equals_direct_numerical_integration():
     Xa = X.to_numpy()
     beta, sd = np.array([-1.4, -1.0, -1.1, -1.6]), 0.65
     exact = _exact_marginal_loglik(Xa, y, g, trials, beta, sd)
-    obj = _Objective(_prepare(Xa, y, g, trials, None), 25)
+    obj = AghqObjective(prepare_data(Xa, y, g, trials, None), 25)
     assert obj(np.append(beta, math.log(sd)), grad=False) == pytest.approx(exact, abs=1e-8)
     # the Laplace approximation is close but not equal
-    lap = _Objective(_prepare(Xa, y, g, trials, None), 1)(np.append(beta, math.log(sd)), grad=False)
+    lap = AghqObjective(prepare_data(Xa, y, g, trials, None), 1)(np.append(beta, math.log(sd)), grad=False)
     assert 1e-4 < abs(lap - exact) < 0.5
 
 
@@ -203,7 +203,7 @@ def test_laplace_loglik_formula_at_the_estimate():
 @pytest.mark.parametrize("n_quad", [1, 7, 25])
 def test_analytic_gradient_matches_finite_differences(n_quad):
     X, y, g, trials = DATASETS["cbpp"]
-    obj = _Objective(_prepare(X, y, g, trials, None), n_quad)
+    obj = AghqObjective(prepare_data(X, y, g, trials, None), n_quad)
     theta = np.array([-1.2, -0.8, -1.3, -1.4, math.log(0.5)])
     _, grad = obj(theta)
     h = 1e-6
@@ -453,7 +453,7 @@ def test_converged_fit_emits_no_warning():
 @pytest.mark.fixture
 def test_identical_rows_are_aggregated_without_changing_the_fit(monkeypatch):
     """Rows with the same group and covariates are collapsed into binomial rows."""
-    from rp2pr_eval.models import glmm
+    from rp2pr_eval.models import glmm_data as glmm
 
     rng = np.random.default_rng(21)
     n, G = 6000, 30
@@ -461,10 +461,10 @@ def test_identical_rows_are_aggregated_without_changing_the_fit(monkeypatch):
     a = rng.integers(0, 3, n)
     X = np.column_stack([np.ones(n), a == 1, a == 2, rng.integers(0, 2, n)]).astype(float)
     y = rng.binomial(1, special.expit(X @ [-0.5, 0.3, -0.4, 0.2] + rng.normal(0, 0.4, G)[g])).astype(float)
-    assert len(_prepare(X, y, g, None, None).succ) <= 12 * G
+    assert len(prepare_data(X, y, g, None, None).succ) <= 12 * G
     agg = fit_glmm_logit(X, y, g, n_quad=9)
-    monkeypatch.setattr(glmm, "_aggregate", lambda *rows: rows)
-    assert len(_prepare(X, y, g, None, None).succ) == n
+    monkeypatch.setattr(glmm, "aggregate_rows", lambda *rows: rows)
+    assert len(prepare_data(X, y, g, None, None).succ) == n
     raw = fit_glmm_logit(X, y, g, n_quad=9)
     np.testing.assert_allclose(agg.beta, raw.beta, atol=1e-7)
     np.testing.assert_allclose(agg.se, raw.se, rtol=1e-5)
@@ -477,7 +477,7 @@ def test_profile_upper_limit_at_the_boundary():
     """At sigma = 0 the profile interval is [0, u] with l_p(u) = l_glm - chi2_1(0.95) / 2."""
     from scipy import linalg
 
-    from rp2pr_eval.models.glmm import _profile_beta
+    from rp2pr_eval.models.glmm_optim import profile_beta
 
     rng = np.random.default_rng(3)
     n, G = 3000, 30
@@ -488,7 +488,7 @@ def test_profile_upper_limit_at_the_boundary():
     with pytest.warns(GlmmBoundaryWarning):
         fit = fit_glmm_logit(X, y, g, n_quad=5, profile_ci=True)
     assert fit.sd_ci_low == 0.0 and 0.01 < fit.sd_ci_high < 1.0
-    obj = _Objective(_prepare(X, y, g, None, None), 5)
+    obj = AghqObjective(prepare_data(X, y, g, None, None), 5)
     info = np.linalg.inv(fit.vcov[:2, :2])
-    ll_p, _ = _profile_beta(obj, fit.beta.copy(), math.log(fit.sd_ci_high), linalg.cho_factor(info))
+    ll_p, _ = profile_beta(obj, fit.beta.copy(), math.log(fit.sd_ci_high), linalg.cho_factor(info))
     assert ll_p == pytest.approx(fit.loglik - 1.920729410347062, abs=1e-5)

@@ -181,7 +181,7 @@ def test_array_path_equals_patient_table_path(outcome, estimator, options, volum
         simulate_arrays,
     )
 
-    cfg, _ = pw._validate(None, outcome, (0.3,), 2, estimator, seed=1, alpha=0.05, target_power=0.8,
+    cfg, _ = pw.validate_config(None, outcome, (0.3,), 2, estimator, seed=1, alpha=0.05, target_power=0.8,
                           common_random_numbers=True, simulate_kwargs=volumes, **options)
     failures = 0
     for seed in range(4):

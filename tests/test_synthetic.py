@@ -197,7 +197,7 @@ def test_calibration_hits_the_target_rate_with_recording_and_cap():
     """α per year solves mean(recorded × expit(α + η)) = target (capped at 0.999 × the recorded share)."""
     from scipy.special import expit
 
-    from rp2pr_eval.synthetic.generator import _calibrate
+    from rp2pr_eval.synthetic.outcomes_model import calibrate_intercepts as calibrate
 
     rng = np.random.default_rng(4)
     key_year = np.repeat(np.arange(3), 50)
@@ -206,7 +206,7 @@ def test_calibration_hits_the_target_rate_with_recording_and_cap():
     count[key_year == 2] = 0                                   # a year without eligible patients
     recorded = np.minimum(count, rng.integers(0, 6, 150)).astype(float)
     targets = np.array([0.3, 0.95, 0.5])                      # 0.95 exceeds the recorded share in year 1
-    alpha = _calibrate(eta, key_year, targets, count, recorded)
+    alpha = calibrate(eta, key_year, targets, count, recorded)
     for j in range(2):
         sel = key_year == j
         share = recorded[sel].sum() / count[sel].sum()

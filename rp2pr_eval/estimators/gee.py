@@ -15,7 +15,7 @@ from scipy import stats
 
 from rp2pr_eval._options import GeeCovStruct, GeeVcov, check_level, check_option
 from rp2pr_eval.errors import DataError
-from rp2pr_eval.estimators.did import marginal_risk_difference
+from rp2pr_eval.estimators.patient_did import marginal_risk_difference
 from rp2pr_eval.estimators.prepare import check_cells, patient_design, prepare
 from rp2pr_eval.models.gee import GeeConvergenceWarning, fit_gee_logit
 from rp2pr_eval.results.effect import Effect

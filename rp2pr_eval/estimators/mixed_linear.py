@@ -1,4 +1,9 @@
-"""``mixed_linear``: linear mixed model on trust × period values (statsmodels ``MixedLM``, REML)."""
+"""``mixed_linear``: linear mixed model on trust × period values (REML).
+
+Thin: the trust × period values, then :func:`rp2pr_eval.models.linear_mixed.fit_lmm` (statsmodels
+``MixedLM`` with prior weights, the engine of :func:`rp2pr_eval.models.lmm`), then the
+between–within degrees of freedom and an :class:`~rp2pr_eval.results.Effect`.
+"""
 from __future__ import annotations
 
 import warnings
@@ -10,6 +15,7 @@ from scipy import stats
 from rp2pr_eval._options import WeightsType, check_level, check_option
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.estimators.prepare import prepare, scale_of, trust_values
+from rp2pr_eval.models.linear_mixed import fit_lmm
 from rp2pr_eval.results.effect import Effect
 from rp2pr_eval.study.design import StudyDesign
 
@@ -29,7 +35,7 @@ def mixed_linear(
     .. math:: \bar y_{tp} = \beta_0 + \beta_1 T_t + \beta_2\,\text{post}_p + \delta\, T_t\,\text{post}_p + u_t + e_{tp},
               \quad u_t \sim N(0, \sigma_u^2),\ e_{tp} \sim N(0, \sigma^2 / w_{tp})
 
-    fitted by statsmodels ``MixedLM`` (REML).  ``weights="denominator"`` makes
+    fitted by statsmodels ``MixedLM`` (REML) through :func:`~rp2pr_eval.models.linear_mixed.fit_lmm`.  ``weights="denominator"`` makes
     the residual variance inversely proportional to the cell's patients
     (statsmodels has no prior weights for ``MixedLM``; the model is fitted on
     :math:`\sqrt{w}`-scaled data with the random-effect design scaled alike,
@@ -54,43 +60,19 @@ def mixed_linear(
     """
     check_option("weights", weights, WeightsType, allow_none=True)
     check_level(level)
-    import statsmodels.api as sm
-
     prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="mixed_linear")
     panel = trust_values(prep, "period", summary=summary)
     T = panel["treated"].to_numpy(dtype=float)
     P = (panel["period"] == "post").to_numpy(dtype=float)
     X = np.column_stack([np.ones(len(panel)), T, P, T * P])
     names = ["intercept", "treated", "post", "treated:post"]
-    y_raw = panel["value"].to_numpy(dtype=float)
-    # standardise the response: statsmodels' optimiser fails (singular matrix) when var(y) is tiny
-    # relative to its mean (e.g. mean log days 3.75, SD 0.2); estimates are transformed back exactly.
-    centre, spread = float(y_raw.mean()), float(y_raw.std()) or 1.0
-    y = (y_raw - centre) / spread
     groups = pd.factorize(panel["trust_id"], sort=True)[0]
-    Z = np.ones((len(panel), 1))
-    log_jacobian = 0.0
-    if weights == "denominator":
-        sw = np.sqrt(panel["weight"].to_numpy(dtype=float) / panel["weight"].mean())
-        X, y, Z = X * sw[:, None], y * sw, Z * sw[:, None]
-        log_jacobian = float(np.log(sw).sum())  # the scaled data's likelihood omits +½Σlog w
-    model = sm.MixedLM(y, X, groups=groups, exog_re=Z)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            res = model.fit(reml=True)           # statsmodels' default optimiser (BFGS)
-        except np.linalg.LinAlgError:
-            res = model.fit(reml=True, method="powell")
-    boundary = any("boundary" in str(w.message).lower() for w in caught)
-    converged = bool(res.converged)
-    if not converged:
+    w = panel["weight"].to_numpy(dtype=float) if weights == "denominator" else None
+    fit = fit_lmm(X, panel["value"].to_numpy(dtype=float), groups, weights=w, reml=True, names=names)
+    if not fit.converged:
         warnings.warn(f"mixed_linear: REML fit for {outcome!r} did not converge; estimates are unreliable",
                       RuntimeWarning, stacklevel=2)
-    beta = np.asarray(res.fe_params) * spread
-    beta[0] += centre
-    V = np.asarray(res.cov_params())[: len(names), : len(names)] * spread**2
-    if not np.all(np.isfinite(V)):
-        raise DataError(f"mixed_linear: singular fit for {outcome!r} (non-finite covariance)")
+    beta, V = fit.beta, fit.vcov
     se_all = np.sqrt(np.diag(V))
     j = names.index("treated:post")
     n_trusts = int(groups.max() + 1)
@@ -100,15 +82,15 @@ def mixed_linear(
     dist = stats.t(df)
     q = float(dist.ppf(0.5 + level / 2))
     est, se = float(beta[j]), float(se_all[j])
-    re_var = float(np.asarray(res.cov_re).ravel()[0]) * spread**2
+    re_var = float(fit.cov_re.ravel()[0])
     details = {
         "coefficients": {n: (float(b), float(s)) for n, b, s in zip(names, beta, se_all)},
         "re_sd": float(np.sqrt(max(re_var, 0.0))),
-        "residual_sd": float(np.sqrt(res.scale)) * spread,
-        "log_likelihood": float(res.llf) - (len(panel) - len(names)) * np.log(spread) + log_jacobian,
+        "residual_sd": fit.residual_sd,
+        "log_likelihood": fit.loglik,
         "reml": True,
-        "converged": converged,
-        "boundary": boundary or re_var <= 1e-10,
+        "converged": fit.converged,
+        "boundary": fit.boundary,
         "weights": weights,
         "df_method": "between-within",
         "n_dropped": prep.n_dropped,

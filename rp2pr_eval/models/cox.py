@@ -32,21 +32,16 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from scipy import linalg, stats
-from scipy.linalg import lapack
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from rp2pr_eval._arrays import check_design
 from rp2pr_eval._options import check_option
 from rp2pr_eval.errors import DataError
+from rp2pr_eval.models.cox_checks import check_event, check_groups, check_labels, check_rank, check_time, check_X
 
 __all__ = ["CoxConvergenceWarning", "CoxFit", "CoxTies", "fit_cox"]
 
 #: Tie-handling methods of :func:`fit_cox` (to move to ``_options`` with the others).
 CoxTies = Literal["efron", "breslow"]
-
-#: A column whose squared multiple correlation with the others exceeds
-#: ``1 - _RANK_TOL`` is treated as linearly dependent.
-_RANK_TOL = 1e-10
 
 
 class CoxConvergenceWarning(ConvergenceWarning):
@@ -148,6 +143,7 @@ def fit_cox(
     X,
     *,
     groups=None,
+    strata=None,
     ties: CoxTies = "efron",
     names=None,
     tol: float = 1e-9,
@@ -168,6 +164,9 @@ def fit_cox(
     groups : array_like, shape (N,), optional
         Cluster labels (e.g. trust pair). When given, ``vcov`` is the
         cluster-robust covariance; otherwise the model-based covariance.
+    strata : array_like, shape (N,), optional
+        Stratum labels: each stratum has its own baseline hazard (risk sets
+        never cross strata), as ``coxph(... + strata(s))``.
     ties : {"efron", "breslow"}
         Approximation of the partial likelihood for tied event times.
     names : sequence of str, optional
@@ -304,19 +303,20 @@ def fit_cox(
     if isinstance(tol, bool) or not (isinstance(tol, (int, float, np.floating)) and np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol={tol!r} is not valid; expected a positive number")
 
-    Xa, names_t = _check_X(X, names)
+    Xa, names_t = check_X(X, names)
     n_obs, p = Xa.shape
-    ta = _check_time(time, n_obs)
-    da = _check_event(event, n_obs)
+    ta = check_time(time, n_obs)
+    da = check_event(event, n_obs)
     if groups is not None:
-        codes, labels = _check_groups(groups, n_obs)
+        codes, labels = check_groups(groups, n_obs)
         n_clusters = len(labels)
     else:
         codes, n_clusters = None, None
+    strata_codes = None if strata is None else check_labels(strata, n_obs, "strata")
     Xa -= Xa.mean(axis=0)
-    _check_rank(Xa, names_t)
+    check_rank(Xa, names_t)
 
-    st = _Sorted.build(ta, da, Xa, ties)
+    st = _Sorted.build(ta, da, Xa, ties, strata_codes)
     beta = np.zeros(p)
     ll, U, info = st.evaluate(beta)
     ll_null = ll
@@ -424,16 +424,21 @@ class _Sorted:
     f: np.ndarray  # (n_events,) Efron fraction l / d_k (0 for Breslow)
     x_dead_sum: np.ndarray  # (p,) sum of x over the events
     n_events: int
+    blk_next: np.ndarray | None = None  # (n_blocks,) first block of the next stratum (strata only)
+    blk_first: np.ndarray | None = None  # (n_blocks,) first block of the block's stratum (strata only)
 
     @classmethod
-    def build(cls, time, event, X, ties):
-        order = np.lexsort((-event, time))
+    def build(cls, time, event, X, ties, strata=None):
+        order = np.lexsort((-event, time)) if strata is None else np.lexsort((-event, time, strata))
         ts, ds = time[order], event[order]
         XT = np.ascontiguousarray(X[order].T)
         n = len(ts)
         new_block = np.empty(n, dtype=bool)
         new_block[0] = True
         np.not_equal(ts[1:], ts[:-1], out=new_block[1:])
+        if strata is not None:
+            ss = strata[order]
+            new_block[1:] |= ss[1:] != ss[:-1]
         starts = np.flatnonzero(new_block)
         ends = np.append(starts[1:], n)
         blk = np.cumsum(new_block) - 1
@@ -454,8 +459,24 @@ class _Sorted:
             f = (np.arange(n_events) - (np.cumsum(d_k) - d_k)[kk]) / d_k[kk]
         else:
             f = np.zeros(n_events)
+        blk_next = blk_first = None
+        if strata is not None:  # risk sets restart in every stratum
+            blk_stratum = ss[starts]
+            first = np.flatnonzero(np.r_[True, blk_stratum[1:] != blk_stratum[:-1]])
+            stratum_idx = np.cumsum(np.r_[True, blk_stratum[1:] != blk_stratum[:-1]]) - 1
+            blk_first = first[stratum_idx]
+            blk_next = np.r_[first[1:], len(starts)][stratum_idx]
         return cls(order, XT, dead, grp_of_blk[blk[dead]], blk, len(starts), seg_starts,
-                   seg_blk_starts, death_seg, ev_blk, d_k, kk, f, XT[:, dead].sum(axis=1), n_events)
+                   seg_blk_starts, death_seg, ev_blk, d_k, kk, f, XT[:, dead].sum(axis=1), n_events,
+                   blk_next, blk_first)
+
+    def _risk_sums(self, B):
+        """Per block, the sum of ``B`` (last axis: blocks) over the blocks at or after it (in its stratum)."""
+        c = np.cumsum(B[..., ::-1], axis=-1)[..., ::-1]
+        if self.blk_next is None:
+            return c
+        ext = np.concatenate([c, np.zeros(c.shape[:-1] + (1,))], axis=-1)
+        return c - ext[..., self.blk_next]
 
     def _terms(self, beta):
         """Pieces at ``beta`` (risk scores scaled by ``exp(-shift)``).
@@ -472,8 +493,8 @@ class _Sorted:
         B0 = np.add.reduceat(Z0, self.seg_blk_starts)
         B1 = np.add.reduceat(Z1, self.seg_blk_starts, axis=1)
         # Risk-set sums: reverse cumulative sums over the unique times.
-        S0 = np.cumsum(B0[::-1])[::-1][self.ev_blk]
-        S1 = np.cumsum(B1[:, ::-1], axis=1)[:, ::-1][:, self.ev_blk].T
+        S0 = self._risk_sums(B0)[self.ev_blk]
+        S1 = self._risk_sums(B1)[:, self.ev_blk].T
         E0, E1 = Z0[self.death_seg], Z1[:, self.death_seg].T
         D = S0[self.kk] - self.f * E0[self.kk]
         return r, S0, S1, E0, E1, D, shift
@@ -541,7 +562,11 @@ class _Sorted:
         """
         per_blk = np.zeros(v.shape[:-1] + (self.n_blocks,))
         per_blk[..., self.ev_blk] = v
-        return np.cumsum(per_blk, axis=-1)[..., self.blk]
+        c = np.cumsum(per_blk, axis=-1)
+        if self.blk_first is not None:  # restart in every stratum
+            ext = np.concatenate([np.zeros(c.shape[:-1] + (1,)), c], axis=-1)
+            c = c - ext[..., self.blk_first]
+        return c[..., self.blk]
 
 
 def _cholesky(info, n_iter):
@@ -562,107 +587,6 @@ def _newton_step(info, U, n_iter):
 # ---------------------------------------------------------------------------
 # Input checks
 # ---------------------------------------------------------------------------
-
-
-def _check_X(X, names):
-    return check_design(X, names, allow_vector=True)
-
-
-def _numeric_1d(v, n_obs, what):
-    if isinstance(v, pd.Series) and v.dtype != bool:
-        try:
-            v = v.to_numpy(dtype=float, na_value=np.nan)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{what}: expected numeric values ({exc})") from exc
-    arr = np.asarray(v)
-    if arr.ndim != 1 or arr.shape[0] != n_obs:
-        raise DataError(f"{what}: expected a 1-D array of length {n_obs} (rows of X), got shape {arr.shape}")
-    if arr.dtype == bool:
-        return arr.astype(float)
-    try:
-        arr = arr.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{what}: expected numeric values ({exc})") from exc
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        raise DataError(
-            f"{what}: {int(bad.sum())} missing or non-finite values; first rows (0-based): "
-            f"{np.flatnonzero(bad)[:5].tolist()}"
-        )
-    return arr
-
-
-def _check_time(time, n_obs):
-    ta = _numeric_1d(time, n_obs, "time")
-    neg = ta < 0
-    if neg.any():
-        raise DataError(
-            f"time: {int(neg.sum())} negative values {np.unique(ta[neg])[:5].tolist()} at rows "
-            f"(0-based) {np.flatnonzero(neg)[:5].tolist()}; follow-up times must be >= 0"
-        )
-    return ta
-
-
-def _check_event(event, n_obs):
-    da = _numeric_1d(event, n_obs, "event")
-    bad = (da != 0.0) & (da != 1.0)
-    if bad.any():
-        raise DataError(
-            f"event: expected 0/1 values (1 = died, 0 = censored); found "
-            f"{np.unique(da[bad])[:5].tolist()} at rows (0-based) {np.flatnonzero(bad)[:5].tolist()}"
-        )
-    if da.sum() == 0:
-        raise DataError(f"event: no events among the {n_obs} rows; a Cox model cannot be fitted")
-    return da
-
-
-def _check_groups(groups, n_obs):
-    ser = groups.reset_index(drop=True) if isinstance(groups, pd.Series) else None
-    if ser is None:
-        arr = np.asarray(groups)
-        if arr.ndim != 1:
-            raise DataError(f"groups: expected a 1-D array, got shape {arr.shape}")
-        ser = pd.Series(arr)
-    if len(ser) != n_obs:
-        raise DataError(f"groups: expected length {n_obs} (rows of X), got {len(ser)}")
-    codes, uniques = pd.factorize(ser, use_na_sentinel=True)
-    missing = codes < 0
-    if missing.any():
-        raise DataError(
-            f"groups: {int(missing.sum())} missing labels; first rows (0-based): "
-            f"{np.flatnonzero(missing)[:5].tolist()}"
-        )
-    if len(uniques) < 2:
-        raise DataError(
-            f"groups: {len(uniques)} cluster; the cluster-robust variance needs at least two"
-        )
-    return np.asarray(codes, dtype=np.intp), list(uniques)
-
-
-def _check_rank(Xc, names):
-    """Reject constant and (numerically) linearly dependent columns of the centred design.
-
-    Pivoted Cholesky (LAPACK ``dpstrf``) of the correlation matrix: a column
-    whose squared multiple correlation with the columns before it exceeds
-    ``1 - _RANK_TOL`` is dependent.
-    """
-    ss = np.einsum("ij,ij->j", Xc, Xc)
-    const = np.flatnonzero(ss <= 0.0)
-    if const.size:
-        raise DataError(
-            f"X: column(s) {[names[j] for j in const]} are constant; a constant (such as an "
-            "intercept) is not identifiable in a Cox model"
-        )
-    sd = np.sqrt(ss)
-    corr = (Xc.T @ Xc) / np.outer(sd, sd)
-    _, piv, rank, _ = lapack.dpstrf(corr, tol=_RANK_TOL)
-    if rank < Xc.shape[1]:
-        dropped = [names[j] for j in piv[rank:] - 1]
-        raise DataError(
-            f"X: the centred design matrix has rank {rank} < {Xc.shape[1]} columns; linearly "
-            f"dependent column(s) include {dropped} (after centring, so a column may be a linear "
-            "combination of the others plus a constant)"
-        )
 
 
 def _sym(m):

@@ -59,6 +59,17 @@ from scipy import stats
 
 from rp2pr_eval._options import VcovType, check_option
 from rp2pr_eval.errors import DataError
+from rp2pr_eval.models.linear_checks import (
+    ClusterGroups,
+    as_constraints,
+    as_design,
+    as_groups,
+    as_vector,
+    as_weights,
+    check_level,
+    qr_full_rank,
+    readonly,
+)
 
 __all__ = [
     "LinearFit",
@@ -74,7 +85,6 @@ WorkingModel = Literal["identity", "inverse_weights"]
 WaldTestType = Literal["HTZ", "chi-sq", "naive-F"]
 
 _EIG_TOL = 1e-12  # clubSandwich matrix_power: eigenvalues <= 1e-12 are set to zero
-_RANK_TOL = 1e-7  # |R_ii| relative to the column norm below which a column is aliased (as R lm)
 _CR3_TOL = 1e-10  # smallest eigenvalue of I - H_jj for which the jackknife is defined
 _CHUNK = 4_000_000  # max elements of the G×G arrays built at once for the df
 
@@ -140,7 +150,7 @@ class LinearFit:
         infinite); the interval is ``β_i ± q · se_i`` with ``q`` the ``(1+level)/2``
         quantile. Returns a dict with ``estimate, se, t, df, p_value, ci_low, ci_high``.
         """
-        _check_level(level)
+        check_level(level)
         i = self.index(index_or_name)
         est, se, df = float(self.coef[i]), float(self.se[i]), float(self.df[i])
         t = (est - h0) / se if se > 0 else np.nan
@@ -178,35 +188,8 @@ class _State:
     infl: np.ndarray  # (n, k) rows of Q_j = A_j' W_j X_j M, so V = Σ_j (Q_j'e_j)(Q_j'e_j)'
     bread: np.ndarray  # M = (X'WX)^{-1}
     omega: np.ndarray  # M X'WΦWX M
-    groups: _Groups
+    groups: ClusterGroups
     naive_df: float
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _Groups:
-    """Cluster codes with rows sorted by cluster, for segment sums and blocks."""
-
-    codes: np.ndarray  # (n,) integer codes 0..G-1
-    labels: np.ndarray  # (G,) original labels
-    order: np.ndarray  # rows sorted by cluster (stable)
-    starts: np.ndarray  # (G,) first position of each cluster in ``order``
-    sizes: np.ndarray  # (G,)
-    blocks: tuple  # ((clusters, rows), ...) one per cluster size; rows has shape (m, size)
-
-    @property
-    def n_groups(self) -> int:
-        return len(self.sizes)
-
-    def sum(self, a: np.ndarray) -> np.ndarray:
-        """Per-cluster sums of the rows of ``a`` (first axis): shape (G, ...)."""
-        return np.add.reduceat(a[self.order], self.starts, axis=0)
-
-    def cross(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-        """Per-cluster cross products ``A_j' B_j`` of (n, p) and (n, r) arrays: (G, p, r)."""
-        out = np.empty((self.n_groups, A.shape[1], B.shape[1]))
-        for cl, rows in self.blocks:
-            out[cl] = np.swapaxes(A[rows], 1, 2) @ B[rows]
-        return out
 
 
 # --------------------------------------------------------------------------- public
@@ -260,14 +243,14 @@ def wls(X, y, *, weights=None, cluster=None, vcov: VcovType = "CR2", names: Sequ
     """
     check_option("vcov", vcov, VcovType)
     check_option("working_model", working_model, WorkingModel)
-    Xa, names_ = _as_design(X, names)
+    Xa, names_ = as_design(X, names)
     n, k = Xa.shape
-    ya = _as_vector(y, "y", n)
-    w = _as_weights(weights, n)
-    groups = _as_groups(cluster, n)
+    ya = as_vector(y, "y", n)
+    w = as_weights(weights, n)
+    groups = as_groups(cluster, n)
 
     sw = np.sqrt(w)
-    q, r = _qr_full_rank(Xa * sw[:, None], names_)
+    q, r = qr_full_rank(Xa * sw[:, None], names_)
     rinv = np.linalg.inv(r)  # numpy LAPACK: scipy's separate BLAS pool is slow on tiny matrices
     coef = rinv @ (q.T @ (ya * sw))
     resid = ya - Xa @ coef
@@ -280,8 +263,8 @@ def wls(X, y, *, weights=None, cluster=None, vcov: VcovType = "CR2", names: Sequ
     else:
         df = np.full(k, state.naive_df)
     return LinearFit(
-        names=names_, coef=_ro(coef), vcov=_ro(V), se=_ro(np.sqrt(np.diag(V))), df=_ro(df),
-        resid=_ro(resid), n_obs=n, n_clusters=None if cluster is None else groups.n_groups,
+        names=names_, coef=readonly(coef), vcov=readonly(V), se=readonly(np.sqrt(np.diag(V))), df=readonly(df),
+        resid=readonly(resid), n_obs=n, n_clusters=None if cluster is None else groups.n_groups,
         vcov_type=vcov, working_model=working_model, _state=state)
 
 
@@ -304,12 +287,12 @@ def cluster_vcov(X, resid, *, weights=None, cluster=None, vcov: VcovType = "CR2"
     """
     check_option("vcov", vcov, VcovType)
     check_option("working_model", working_model, WorkingModel)
-    Xa, names_ = _as_design(X, None)
+    Xa, names_ = as_design(X, None)
     n = Xa.shape[0]
-    e = _as_vector(resid, "resid", n)
-    w = _as_weights(weights, n)
-    groups = _as_groups(cluster, n)
-    _, r = _qr_full_rank(Xa * np.sqrt(w)[:, None], names_)
+    e = as_vector(resid, "resid", n)
+    w = as_weights(weights, n)
+    groups = as_groups(cluster, n)
+    _, r = qr_full_rank(Xa * np.sqrt(w)[:, None], names_)
     rinv = np.linalg.inv(r)
     state = _cr_state(Xa, w, rinv @ rinv.T, groups, vcov, working_model, weights is None,
                       cluster is not None)
@@ -338,7 +321,7 @@ def satterthwaite_df(fit: LinearFit, contrasts=None) -> np.ndarray:
     """
     state = _require_state(fit)
     k = len(fit.names)
-    L = np.eye(k) if contrasts is None else _as_constraints(contrasts, fit.names)
+    L = np.eye(k) if contrasts is None else as_constraints(contrasts, fit.names)
     return _satterthwaite(state, L)
 
 
@@ -377,11 +360,11 @@ def wald_test(fit: LinearFit, R, r=None, *, test: WaldTestType = "HTZ") -> WaldT
     """
     check_option("test", test, WaldTestType)
     state = _require_state(fit)
-    C = _as_constraints(R, fit.names)
+    C = as_constraints(R, fit.names)
     q = C.shape[0]
     if np.linalg.matrix_rank(C) < q:
         raise ValueError(f"the {q} rows of R are linearly dependent")
-    rr = np.zeros(q) if r is None else _as_vector(r, "r", q)
+    rr = np.zeros(q) if r is None else as_vector(r, "r", q)
     d = C @ fit.coef - rr
     CVC = C @ fit.vcov @ C.T
     try:
@@ -521,131 +504,6 @@ def _sym_power(A: np.ndarray, power: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- checks
-def _as_design(X, names) -> tuple[np.ndarray, tuple[str, ...]]:
-    cols = list(X.columns) if isinstance(X, pd.DataFrame) else None
-    try:
-        Xa = np.array(X, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"X must be numeric: {exc}") from exc
-    if Xa.ndim != 2:
-        raise DataError(f"X must be 2-dimensional (n, k); got shape {Xa.shape}")
-    n, k = Xa.shape
-    if k == 0:
-        raise DataError("X has no columns")
-    if names is None:
-        names = cols if cols is not None else [f"x{i}" for i in range(k)]
-    names = tuple(str(s) for s in names)
-    if len(names) != k:
-        raise ValueError(f"names has {len(names)} entries but X has {k} columns")
-    if len(set(names)) != k:
-        raise ValueError(f"names must be unique; got {list(names)}")
-    _check_finite(Xa, "X", names)
-    if n <= k:
-        raise DataError(f"need more observations than columns of X; got n={n}, k={k}")
-    return Xa, names
-
-
-def _as_vector(v, what: str, n: int) -> np.ndarray:
-    try:
-        a = np.array(v, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{what} must be numeric: {exc}") from exc
-    if a.ndim != 1 or a.shape[0] != n:
-        raise DataError(f"{what} must have shape ({n},); got {a.shape}")
-    _check_finite(a, what)
-    return a
-
-
-def _as_weights(weights, n: int) -> np.ndarray:
-    if weights is None:
-        return np.ones(n)
-    w = _as_vector(weights, "weights", n)
-    bad = np.flatnonzero(w <= 0)
-    if bad.size:
-        raise DataError(f"weights must be positive; {bad.size} are not, first at rows "
-                        f"{bad[:5].tolist()} (values {w[bad[:5]].tolist()})")
-    return w / w.mean()
-
-
-def _check_finite(a: np.ndarray, what: str, names=None) -> None:
-    bad = ~np.isfinite(a)
-    if bad.any():
-        rows = np.flatnonzero(bad.any(axis=1) if a.ndim == 2 else bad)
-        msg = f"{what} contains NaN or infinite values in {rows.size} row(s), first {rows[:5].tolist()}"
-        if a.ndim == 2 and names is not None:
-            msg += f" (columns {[names[j] for j in np.flatnonzero(bad.any(axis=0))]})"
-        raise DataError(msg)
-
-
-def _as_groups(cluster, n: int) -> _Groups:
-    if cluster is None:
-        codes, labels = np.arange(n), np.arange(n)
-    else:
-        vals = np.asarray(cluster, dtype=object) if not isinstance(cluster, pd.Series) else cluster.to_numpy()
-        if vals.ndim != 1 or vals.shape[0] != n:
-            raise DataError(f"cluster must have shape ({n},); got {np.shape(vals)}")
-        codes, labels = pd.factorize(vals, use_na_sentinel=True)
-        missing = np.flatnonzero(codes < 0)
-        if missing.size:
-            raise DataError(f"cluster has {missing.size} missing label(s), "
-                            f"first at rows {missing[:5].tolist()}")
-        labels = np.asarray(labels, dtype=object)
-    G = len(labels)
-    if G < 2:
-        raise DataError(f"cluster-robust variance needs at least 2 clusters; got {G}")
-    order = np.argsort(codes, kind="stable")
-    sizes = np.bincount(codes, minlength=G)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    blocks = []
-    for s in np.unique(sizes):
-        cl = np.flatnonzero(sizes == s)
-        blocks.append((cl, order[starts[cl][:, None] + np.arange(s)]))
-    return _Groups(codes=codes, labels=labels, order=order, starts=starts, sizes=sizes,
-                   blocks=tuple(blocks))
-
-
-def _qr_full_rank(Xs: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """QR of the whitened design; DataError naming the collinear columns if rank deficient.
-
-    A column is aliased when its residual norm after projection on the preceding
-    columns, |R_ii|, is below 1e-7 of its own norm (R's ``lm`` rule).
-    """
-    norms = np.linalg.norm(Xs, axis=0)
-    zero = np.flatnonzero(norms == 0)
-    if zero.size:
-        raise DataError(f"X is rank deficient: column(s) {[names[j] for j in zero]} are all zero")
-    q, r = np.linalg.qr(Xs)
-    if np.all(np.abs(np.diag(r)) >= _RANK_TOL * norms):
-        return q, r
-    _, s, vt = np.linalg.svd(Xs / norms, full_matrices=False)
-    small = s < _RANK_TOL * s[0]
-    small[-1] = True  # the QR found a dependency
-    involved = np.flatnonzero((np.abs(vt[small]) > 1e-6).any(axis=0))
-    raise DataError(
-        f"X is rank deficient (rank {int((~small).sum())} < {Xs.shape[1]} columns): "
-        f"collinear columns {[names[j] for j in involved]}")
-
-
-def _as_constraints(R, names: tuple[str, ...]) -> np.ndarray:
-    k = len(names)
-    if isinstance(R, str):
-        R = [R]
-    if isinstance(R, Sequence) and len(R) > 0 and all(isinstance(x, str) for x in R):
-        unknown = [x for x in R if x not in names]
-        if unknown:
-            raise ValueError(f"unknown coefficient(s) {unknown}; have {list(names)}")
-        return np.eye(k)[[names.index(x) for x in R]]
-    C = np.atleast_2d(np.asarray(R, dtype=float))
-    if C.ndim != 2 or C.shape[1] != k or C.shape[0] == 0:
-        raise ValueError(f"R must have shape (q, {k}); got {np.shape(R)}")
-    if not np.isfinite(C).all():
-        raise ValueError("R contains NaN or infinite values")
-    return C
-
-
-def _check_level(level: float) -> None:
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1); got {level!r}")
 
 
 def _require_state(fit: LinearFit) -> _State:
@@ -653,9 +511,4 @@ def _require_state(fit: LinearFit) -> _State:
         raise ValueError("fit must be a LinearFit returned by wls()")
     return fit._state
 
-
-def _ro(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=float)
-    a.setflags(write=False)
-    return a
 

@@ -2,9 +2,10 @@
 
 One tidy row schema serves every estimator (:data:`TIDY_COLUMNS`), so tables,
 figures, the batch aggregator and multiplicity adjustment work on any result.
-Numbers stay numbers in frames; formatting happens only in :func:`render`,
-which ``__repr__``, ``_repr_html_``, :meth:`Effect.summary` and exported tables
-all use.
+Numbers stay numbers in frames; formatting happens only in :func:`render`
+(the study's columns, percentage points) over the package's one table layout
+:func:`rp2pr_eval.models.render.render_table`, which ``__repr__``,
+``_repr_html_``, :meth:`Effect.summary` and exported tables all use.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from rp2pr_eval.models.render import format_p, render_table
 
 TIDY_COLUMNS: tuple[str, ...] = (
     "outcome", "estimator", "estimand", "scale", "estimate", "se", "ci_low", "ci_high", "p_value",
@@ -210,12 +213,12 @@ def format_frame(frame: pd.DataFrame, *, digits: int = 3, scale_pp: bool = True)
     out["estimate"] = [num(v * m) for v, m in zip(frame["estimate"], mult)]
     out["95% CI"] = [f"[{num(lo * m)}, {num(hi * m)}]" for lo, hi, m in zip(frame["ci_low"], frame["ci_high"], mult)]
     out["se"] = [num(v * m) for v, m in zip(frame["se"], mult)]
-    out["p"] = [_format_p(p) for p in frame["p_value"]]
+    out["p"] = [format_p(p) for p in frame["p_value"]]
     if "p_adjusted" in frame:
-        out["p adj."] = [_format_p(p) for p in frame["p_adjusted"]]
+        out["p adj."] = [format_p(p) for p in frame["p_adjusted"]]
     for col, title in (("p_holm", "p (Holm)"), ("p_romano_wolf", "p (Romano–Wolf)")):
         if col in frame:
-            out[title] = [_format_p(p) for p in frame[col]]
+            out[title] = [format_p(p) for p in frame[col]]
     out["df"] = ["normal" if pd.isna(v) else f"{v:.1f}" for v in frame["df"]]
     for col in ("n_obs", "n_clusters", "vcov"):
         if col in frame:
@@ -224,32 +227,13 @@ def format_frame(frame: pd.DataFrame, *, digits: int = 3, scale_pp: bool = True)
     return out
 
 
-def _format_p(p: float) -> str:
-    if pd.isna(p):
-        return ""
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def render(frame: pd.DataFrame, *, fmt: str = "text", title: str | None = None, digits: int = 3,
            scale_pp: bool = True) -> str:
     """Render a tidy effects frame as ``text``, ``html``, ``markdown`` or ``latex``.
 
     Risk differences are shown in percentage points (``scale_pp=False``: as proportions).
     """
-    shown = format_frame(frame, digits=digits, scale_pp=scale_pp)
-    if fmt == "text":
-        body = shown.to_string(index=False)
-        return f"{title}\n{body}" if title else body
-    if fmt == "html":
-        head = f"<p><b>{title}</b></p>" if title else ""
-        return head + shown.to_html(index=False, border=0)
-    if fmt == "markdown":
-        header = "| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns) + "\n"
-        rows = "".join("| " + " | ".join(map(str, r)) + " |\n" for r in shown.itertuples(index=False))
-        return (f"**{title}**\n\n" if title else "") + header + rows
-    if fmt == "latex":
-        return shown.to_latex(index=False, escape=True, caption=title)
-    raise ValueError(f"fmt={fmt!r} is not valid; expected one of 'text', 'html', 'markdown', 'latex'")
+    return render_table(format_frame(frame, digits=digits, scale_pp=scale_pp), fmt=fmt, title=title)
 
 
 # ---------------------------------------------------------------------- JSON
