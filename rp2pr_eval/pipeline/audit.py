@@ -150,6 +150,15 @@ def _frame(table: Table):
 
 
 def _audit_content(rel: str, content: Content, ids: _Ids, policy: DisclosurePolicy, counts: bool) -> list[str]:
+    """The problems of one file's content; no message quotes a patient id (a row label may be one)."""
+    found = _findings(rel, content, ids, policy, counts)
+    if not ids.strong:
+        return found
+    return [_TOKEN.sub(lambda m: "[a patient id]" if m.group(0) in ids.strong else m.group(0), line)
+            for line in found]
+
+
+def _findings(rel: str, content: Content, ids: _Ids, policy: DisclosurePolicy, counts: bool) -> list[str]:
     out = [f"{rel}: {note}" for note in content.notes]
     where = lambda t: f"{t.where.strip()}, " if t.where.strip() else ""  # noqa: E731
     n_ids, first = 0, None

@@ -436,7 +436,7 @@ def _frame(frame: Any, where: str, content: Content) -> None:
     frame = frame.reset_index() if not _default_index(frame) else frame
     header = [str(c) for c in frame.columns]
     rows = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
-    content.tables.append(Table(where or "table", header, rows))
+    content.tables.append(Table(where, header, rows))
 
 
 def _default_index(frame: Any) -> bool:

@@ -151,7 +151,9 @@ class Finding:
 
     def message(self, policy: DisclosurePolicy) -> str:
         k = policy.threshold
-        return (f"row {self.row!r}, column {self.column!r}: {self.reason} {self.count} is in the suppressed range "
+        row = self.row if not isinstance(self.row, str) else self.row[:40]
+        column = str(self.column)[:40]
+        return (f"row {row!r}, column {column!r}: {self.reason} {self.count} is in the suppressed range "
                 f"1-{k - 1}")
 
 
