@@ -119,8 +119,10 @@ def test_presets_hold_the_study_rules():
     [
         (lambda: DisclosurePolicy.from_preset("hes"), r"preset='hes' is not valid; expected one of 'nhsd_2018'"),
         (lambda: DisclosurePolicy.from_preset("hes_legacy", threshold=5), r"'hes_legacy' preset fixes its threshold"),
-        (lambda: DisclosurePolicy.from_preset(threshold=0), r"threshold must be an integer >= 1, got 0"),
-        (lambda: DisclosurePolicy.from_preset(threshold=2.5), r"threshold must be an integer >= 1, got 2.5"),
+        (lambda: DisclosurePolicy.from_preset(threshold=0), r"threshold must be an integer >= 2 .*, got 0"),
+        (lambda: DisclosurePolicy.from_preset(threshold=1), r"threshold must be an integer >= 2 \(1 would suppress nothing"),
+        (lambda: DisclosurePolicy("threshold", 1, None, True, "<1", 1), r"threshold must be an integer >= 2"),
+        (lambda: DisclosurePolicy.from_preset(threshold=2.5), r"threshold must be an integer >= 2 .*, got 2.5"),
         (lambda: DisclosurePolicy("threshold", 5, None, True, "5", 5), r"symbol='5' reads as a number"),
         (lambda: DisclosurePolicy("threshold", 5, 0, True, "*", 5), r"rounding must be None or an integer >= 1"),
     ],

@@ -327,5 +327,6 @@ def test_disclosure_policy_follows_the_design():
     assert disclosure_policy() == DisclosurePolicy.from_preset("threshold", threshold=5)
     assert disclosure_policy(StudyDesign(disclosure_threshold=10)).symbol == "<10"
     assert disclosure_policy(StudyDesign(disclosure="hes_legacy")).threshold == 6
-    with pytest.raises(ValueError, match="fixes its threshold"):
-        disclosure_policy(StudyDesign(disclosure="nhsd_2018", disclosure_threshold=3))
+    # a contradiction is refused when the design is made, before any table
+    with pytest.raises(rp.ParameterError, match="contradicts disclosure='nhsd_2018', which fixes k = 8"):
+        StudyDesign(disclosure="nhsd_2018", disclosure_threshold=3)

@@ -2,8 +2,10 @@
 
 :func:`analyse_outcome` runs each requested estimator that applies to the
 outcome's kind (binary, continuous, time to event), records what was skipped
-and why, and keeps the small frames figures need (trust panels, event study,
-randomisation histogram, trust random effects).  :class:`OutcomeAnalysis`
+and why, and keeps the small frames figures need (event study, randomisation
+histogram, trust random effects, and, disclosure-controlled under the design's
+policy, the arm × year rates of the trends figure and the trust × period panel
+of the funnel plot: :mod:`rp2pr_eval.presentation.panels`).  :class:`OutcomeAnalysis`
 saves to and loads from a results folder, so figures and the summary can be
 regenerated without refitting.
 """
@@ -140,7 +142,14 @@ def analyse_outcome(
         result.timings[name] = time.perf_counter() - start
     if entry.kind == "binary":
         from rp2pr_eval.data.panel import trust_panel
+        from rp2pr_eval.presentation.disclosure import policy_for_design
+        from rp2pr_eval.presentation.panels import protected_funnel_panel, protected_trends
 
-        result.panel_year = trust_panel(patients, outcome, by="audit_year", design=design, validate=False)
-        result.panel_period = trust_panel(patients, outcome, by="period", design=design, validate=False)
+        # What the figures need, disclosure-controlled here so that the saved results are safe to send
+        # (the figures are redrawn from them without refitting): arm-year rates, not trust-year counts.
+        policy = policy_for_design(design)
+        by_year = trust_panel(patients, outcome, by="audit_year", design=design, validate=False)
+        result.trends = protected_trends(by_year, policy, level=level)
+        by_period = trust_panel(patients, outcome, by="period", design=design, validate=False)
+        result.panel_period = protected_funnel_panel(by_period, policy)
     return result

@@ -44,8 +44,10 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
     out: dict[str, object] = dict.fromkeys(("trends", "event_study", "funnel", "randomisation", "caterpillar"))
     name = analysis.outcome
     with fg.style(size="single"):
-        if analysis.panel_year is not None:
-            ax = fg.plot_trends(analysis.panel_year, labels=LABELS, during_years=tuple(design_during))
+        trends = analysis.trends if analysis.trends is not None else analysis.panel_year
+        if trends is not None and _drawable_trends(trends):
+            ax = fg.plot_trends(trends, labels=LABELS, during_years=tuple(design_during), outcome=name)
+            _note_withheld(ax, _withheld(trends), "arm-years")
             out["trends"] = ax.figure
         if analysis.event_study is not None:
             es = analysis.event_study
@@ -64,9 +66,16 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
         if analysis.trust_effects is not None and len(analysis.trust_effects):
             ax = fg.plot_caterpillar(analysis.trust_effects)
             out["caterpillar"] = ax.figure
-    if analysis.panel_period is not None:
-        with fg.style(size="double"):
-            out["funnel"] = fg.plot_funnel(analysis.panel_period, labels=LABELS)
+    panel = analysis.panel_period
+    if panel is not None:
+        shown = panel[~_withheld_mask(panel)]
+        periods = [p for p in ("pre", "post") if _funnel_drawable(shown[shown["period"].astype(str) == p])]
+        if periods:
+            with fg.style(size="double"):
+                fig = fg.plot_funnel(shown, labels=LABELS, periods=periods)
+                for ax, period in zip(fig.axes, periods):
+                    _note_withheld(ax, _withheld(panel[panel["period"].astype(str) == period]), "trusts")
+                out["funnel"] = fig
     if figures_dir is not None:
         figures_dir = Path(figures_dir)
         for kind, fig in out.items():
@@ -76,6 +85,36 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
         if fig is not None:
             plt.close(fig)
     return out
+
+
+def _withheld_mask(frame: pd.DataFrame) -> np.ndarray:
+    if "withheld" not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return frame["withheld"].fillna(True).astype(bool).to_numpy()
+
+
+def _withheld(frame: pd.DataFrame) -> int:
+    return int(_withheld_mask(frame).sum())
+
+
+def _funnel_drawable(rows: pd.DataFrame) -> bool:
+    """At least two trusts and a pooled rate strictly between 0 and 1 (what the limits need)."""
+    if len(rows) < 2:
+        return False
+    total = float(rows["denominator"].sum())
+    return total > 0 and 0 < float(rows["numerator"].sum()) / total < 1
+
+
+def _drawable_trends(frame: pd.DataFrame) -> bool:
+    if "rate" in frame.columns and "trust_id" not in frame.columns:
+        return bool(pd.to_numeric(frame["rate"], errors="coerce").notna().any())
+    return len(frame) > 0
+
+
+def _note_withheld(ax, count: int, what: str) -> None:
+    """Say under the axes how many points disclosure control left out (none: no note)."""
+    if count:
+        ax.set_xlabel(f"{ax.get_xlabel()}\n(not shown, small counts: {count} {what})")
 
 
 @dataclass

@@ -33,15 +33,19 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from rp2pr_eval._options import check_option
 from rp2pr_eval.data.describe import national_rates
+from rp2pr_eval.data.panel import analysis_rows
 from rp2pr_eval.data.validate import validate_patients
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.presentation.disclosure import (
     DisclosurePolicy,
     TableMargins,
     check_disclosure,
+    policy_for_design,
     protect_table,
     suppress_counts,
 )
+from rp2pr_eval.presentation.disclosure.suppression import round_counts
+from rp2pr_eval.presentation.panels import year_cube
 from rp2pr_eval.results.effect import Effect, effects_table, format_frame
 from rp2pr_eval.study.design import StudyDesign, resolve_design
 from rp2pr_eval.study.outcomes import OUTCOMES
@@ -83,26 +87,11 @@ def disclosure_policy(design: StudyDesign | None = None) -> DisclosurePolicy:
     Returns
     -------
     DisclosurePolicy
-
-    Raises
-    ------
-    ValueError
-        ``design.disclosure_threshold`` contradicts a preset that fixes its
-        own threshold (``hes_legacy``: 6, ``nhsd_2018``: 8). The design's
-        default of 5 is taken as "not set" for those presets.
+        :func:`rp2pr_eval.presentation.disclosure.policy_for_design`; the
+        design has already refused a threshold below 2 or one contradicting
+        its preset.
     """
-    design = resolve_design(design)
-    k = design.disclosure_threshold
-    if design.disclosure == "threshold":
-        return DisclosurePolicy.from_preset("threshold", threshold=k)
-    policy = DisclosurePolicy.from_preset(design.disclosure)
-    default_k = StudyDesign.__dataclass_fields__["disclosure_threshold"].default
-    if k not in (default_k, policy.threshold):
-        raise ValueError(
-            f"design: disclosure_threshold={k} contradicts disclosure={design.disclosure!r}, which fixes its "
-            f"threshold (counts 1-{policy.threshold - 1} suppressed); use disclosure='threshold' for k={k}"
-        )
-    return policy
+    return policy_for_design(design)
 
 
 def _policy(policy: DisclosurePolicy | None, design: StudyDesign | None) -> DisclosurePolicy:
@@ -137,9 +126,11 @@ def _column(values: list, kind: str) -> pd.Series:
     return pd.Series([np.nan if v is None else float(v) for v in values], dtype="float64")
 
 
-def _protect_levels(counts: pd.DataFrame, policy: DisclosurePolicy | None) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
+def _protect_levels(counts: pd.DataFrame, policy: DisclosurePolicy | None, hidden_totals: Iterable = ()
+                    ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
     """Protect a levels x groups table of counts whose column totals (group sizes) are shown.
 
+    ``hidden_totals``: groups whose total another table sharing it hides.
     Returns the shown counts, the shown totals, and the masks of hidden
     cells and totals. Without a policy, the counts unchanged and empty masks.
     """
@@ -147,7 +138,8 @@ def _protect_levels(counts: pd.DataFrame, policy: DisclosurePolicy | None) -> tu
     if policy is None:
         none = pd.DataFrame(False, index=counts.index, columns=counts.columns)
         return counts.astype(object), totals.astype(object), none, pd.Series(False, index=counts.columns)
-    st = suppress_counts(counts, policy=policy, count_columns=list(counts.columns), col_total=_TOTAL)
+    st = suppress_counts(counts, policy=policy, count_columns=list(counts.columns), col_total=_TOTAL,
+                         also_suppress=[(_TOTAL, g) for g in hidden_totals])
     shown, mask = st.frame, st.mask
     return (shown.drop(index=_TOTAL), shown.loc[_TOTAL], mask.drop(index=_TOTAL), mask.loc[_TOTAL].astype(bool))
 
@@ -342,6 +334,7 @@ def table_one(
     cat_rows: list[dict[str, Any]] = []
     total_hidden = np.zeros(n_groups, dtype=bool)
     shown_total: list[Any] = list(size)
+    level_tables = []
     for variable, _, column, levels, missing, _ in _CATEGORICAL:
         if variable == "age_band":
             codes = np.digitize(age, [60, 70, 80])
@@ -349,8 +342,17 @@ def table_one(
             codes = _level_codes(data[column], levels, column=column, missing=missing)
         all_levels = list(levels) + ([MISSING] if missing else [])
         counts = np.bincount(codes * n_groups + group, minlength=len(all_levels) * n_groups).reshape(len(all_levels), n_groups)
-        table = pd.DataFrame(counts, index=all_levels, columns=range(n_groups))
-        shown, totals, mask, tmask = _protect_levels(table, pol)
+        level_tables.append((variable, all_levels, pd.DataFrame(counts, index=all_levels, columns=range(n_groups))))
+    # Every variable's table shares the group sizes: a size hidden in one is hidden in all, so that no
+    # table shows what another's protection relies on (repeated until no table hides a new one).
+    hidden: set[int] = set()
+    while True:
+        protected = [(v, lv, _protect_levels(t, pol, sorted(hidden))) for v, lv, t in level_tables]
+        now = {int(g) for *_, (_, _, _, tmask) in protected for g in np.flatnonzero(tmask.to_numpy())}
+        if now <= hidden:
+            break
+        hidden |= now
+    for variable, all_levels, (shown, totals, mask, tmask) in protected:
         total_hidden |= tmask.to_numpy()
         shown_total = list(totals)
         for level in all_levels:
@@ -693,6 +695,8 @@ def national_table(
         else:
             counts = pd.DataFrame([n], index=["n"], columns=range(len(years)))
         shown, totals, mask, tmask = _protect_levels(counts, pol)
+        if binary and pol is not None:
+            shown, totals, mask, tmask = _national_cells(patients, name, years, pol)
         for j, year in enumerate(years):
             hidden = bool(tmask[j] or (binary and mask.at["events", j]))
             if binary:
@@ -721,6 +725,37 @@ def national_table(
     if layout == "tidy":
         return _mark(tidy, pol, ["numerator", "n"])
     return _mark(_national_wide(tidy), pol)
+
+
+def _national_cells(patients: pd.DataFrame, name: str, years: list, policy: DisclosurePolicy
+                    ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
+    """Events and patients of each year, protected with the arm-year counts of the trends figure.
+
+    :func:`rp2pr_eval.presentation.panels.year_cube` protects both together, so a
+    national count hidden here cannot be added up from the arm-years saved for the
+    figures, nor an arm-year worked out from the national counts shown here.
+    """
+    data, _ = analysis_rows(patients, OUTCOMES[name])
+    grouped = data.groupby([data["arm"].astype(str), data["audit_year"]], sort=True)[name]
+    arm_years = grouped.agg(numerator="sum", denominator="size").reset_index()
+    arm_years["numerator"] = arm_years["numerator"].round().astype(np.int64)
+    cube = year_cube(arm_years, policy).query("arm == 'all'").set_index("audit_year")
+    shown = pd.DataFrame(index=["events", "non_events"], columns=range(len(years)), dtype=object)
+    mask = pd.DataFrame(False, index=["events", "non_events"], columns=range(len(years)))
+    totals, tmask = pd.Series(index=range(len(years)), dtype=object), pd.Series(False, index=range(len(years)))
+    for j, year in enumerate(years):
+        row = cube.loc[int(year)]
+        e, n = int(row["numerator"]), int(row["denominator"])
+        e_shown, n_shown = (int(v) for v in round_counts(np.array([e, n]), policy.rounding))
+        shown.at["events", j] = (policy.symbol if row["small_numerator"] else policy.secondary_symbol
+                                 if row["withheld_numerator"] else e_shown)
+        shown.at["non_events", j] = policy.secondary_symbol if row["withheld_non_events"] else n_shown - e_shown
+        totals[j] = (policy.symbol if row["small_denominator"] else policy.secondary_symbol
+                     if row["withheld_denominator"] else n_shown)
+        mask.at["events", j] = bool(row["withheld_numerator"])
+        mask.at["non_events", j] = bool(row["withheld_non_events"])
+        tmask[j] = bool(row["withheld_denominator"])
+    return shown, totals, mask, tmask
 
 
 def _national_wide(tidy: pd.DataFrame) -> pd.DataFrame:

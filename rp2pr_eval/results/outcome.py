@@ -1,6 +1,10 @@
 """Everything one outcome's analysis produced, saved to and loaded from a results folder.
 
 Figures, tables and the report read these files; nothing here fits a model.
+What is saved must be safe to send: model output (effects, the event study, the
+randomisation draws, trust random effects) and, for the figures, the
+disclosure-controlled ``trends`` and ``panel_period`` frames that
+:func:`rp2pr_eval.pipeline.analysis.analyse_outcome` builds (no trust-year counts).
 """
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ from rp2pr_eval.results.effect import (
 )
 from rp2pr_eval.results.event_study import EventStudy
 
+#: ``schema`` of ``<outcome>.extras.json`` (the run-folder audit knows which of its parts are model output).
+EXTRAS_SCHEMA = "rp2pr_eval.outcome_extras"
+
 
 @dataclass
 class OutcomeAnalysis:
@@ -34,11 +41,15 @@ class OutcomeAnalysis:
     event_study: EventStudy | None = None
     randomisation: dict[str, Any] | None = None
     trust_effects: pd.DataFrame | None = None
+    #: Exact trust × year panel of an older run (new runs keep ``trends`` instead and save no trust-year counts).
     panel_year: pd.DataFrame | None = None
+    #: Trust × period panel for the funnel plot, small trust-periods withheld (``withheld`` column).
     panel_period: pd.DataFrame | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     ri_draws: np.ndarray | None = field(default=None, repr=False)
+    #: Arm × year pooled rates with intervals for the trends figure, small arm-years withheld.
+    trends: pd.DataFrame | None = None
 
     # ------------------------------------------------------------ display
     def show(self, name: str):
@@ -66,12 +77,14 @@ class OutcomeAnalysis:
         results_dir.mkdir(parents=True, exist_ok=True)
         path = save_effects(list(self.effects.values()), results_dir / f"{self.outcome}.json")
         extras = {
+            "schema": EXTRAS_SCHEMA,
             "outcome": self.outcome, "label": self.label, "kind": self.kind,
             "event_study": None if self.event_study is None else self.event_study.to_dict(),
             "randomisation": self.randomisation,
             "trust_effects": None if self.trust_effects is None else self.trust_effects.to_dict(orient="records"),
             "panel_year": None if self.panel_year is None else _records(self.panel_year),
             "panel_period": None if self.panel_period is None else _records(self.panel_period),
+            "trends": None if self.trends is None else _records(self.trends),
             "skipped": self.skipped,
         }
         (results_dir / f"{self.outcome}.extras.json").write_text(
@@ -94,6 +107,7 @@ class OutcomeAnalysis:
             trust_effects=None if extras["trust_effects"] is None else pd.DataFrame(extras["trust_effects"]),
             panel_year=None if extras["panel_year"] is None else pd.DataFrame(extras["panel_year"]),
             panel_period=None if extras["panel_period"] is None else pd.DataFrame(extras["panel_period"]),
+            trends=None if extras.get("trends") is None else pd.DataFrame(extras["trends"]),
             skipped=extras["skipped"], ri_draws=np.load(draws_path) if draws_path.exists() else None,
         )
 

@@ -6,6 +6,7 @@ keys and wrong types with an error that names the file and the key.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ from rp2pr_eval.errors import ParameterError
 from rp2pr_eval.files import read_yaml, short_repr
 
 DEFAULT_PAIRING_INDICATORS = ("histo_confirmed", "active_treatment", "nsclc_resection", "sclc_chemo")
+#: The threshold k of each disclosure preset (counts 1..k-1 suppressed): ``threshold`` takes any k >= 2
+#: (default 5); ``hes_legacy`` and ``nhsd_2018`` fix theirs (STUDY.md §5, docs/methods/disclosure.md).
+PRESET_THRESHOLDS: dict[str, int] = {"threshold": 5, "hes_legacy": 6, "nhsd_2018": 8}
+_DEFAULT_THRESHOLD = PRESET_THRESHOLDS["threshold"]
 
 
 def _year_tuple(name: str, value: Any) -> tuple[int, ...]:
@@ -48,7 +53,12 @@ class StudyDesign:
     n_treated_pairs
         Number of pairs randomised to the intervention (ILCOP: 15 of 40).
     disclosure, disclosure_threshold
-        Disclosure-control preset for exported tables and its threshold.
+        Disclosure-control preset for everything a run writes and its threshold k
+        (counts 1..k-1 suppressed): an integer >= 2 (1 would turn control off). For
+        ``"threshold"`` a k below the default 5 warns. ``"hes_legacy"`` (k = 6) and
+        ``"nhsd_2018"`` (k = 8) fix theirs: the default 5 stands for "the preset's own"
+        and becomes that value; another k contradicts the preset and is refused, and so
+        is an explicit ``disclosure_threshold`` other than the preset's in a design file.
     seed
         Default random seed for resampling and simulation.
     """
@@ -85,14 +95,33 @@ class StudyDesign:
             raise ParameterError("intervention_arm and control_arm must differ")
         if self.cluster is not None and not isinstance(self.cluster, str):
             raise ParameterError(f"cluster must be a column name or None, got {short_repr(self.cluster)}")
-        for name in ("n_treated_pairs", "disclosure_threshold", "seed"):
+        for name in ("n_treated_pairs", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ParameterError(f"{name} must be a non-negative integer, got {short_repr(value)}")
+        self._check_disclosure()
+
+    def _check_disclosure(self) -> None:
+        """Preset and threshold: valid, and not contradicting each other (see the class docstring)."""
         try:
             check_option("disclosure", self.disclosure, DisclosurePreset)
         except ValueError as exc:
             raise ParameterError(str(exc)) from None
+        k = self.disclosure_threshold
+        if not isinstance(k, int) or isinstance(k, bool) or k < 2:
+            shown = repr(k) if isinstance(k, (int, float)) else type(k).__name__
+            raise ParameterError(f"disclosure_threshold must be an integer >= 2 (counts 1..k-1 are suppressed; "
+                                 f"1 would turn disclosure control off), got {shown}")
+        fixed = PRESET_THRESHOLDS[self.disclosure]
+        if self.disclosure == "threshold":
+            if k < fixed:
+                warnings.warn(f"disclosure_threshold={k} is below the 'threshold' preset's default {fixed}: counts "
+                              f"{k}-{fixed - 1} will be shown", UserWarning, stacklevel=4)
+        elif k == _DEFAULT_THRESHOLD:
+            object.__setattr__(self, "disclosure_threshold", fixed)
+        elif k != fixed:
+            raise ParameterError(f"disclosure_threshold={k} contradicts disclosure={self.disclosure!r}, which fixes "
+                                 f"k = {fixed} (counts 1-{fixed - 1} suppressed); use disclosure: threshold for k = {k}")
 
     # ------------------------------------------------------------------ periods
     @property
@@ -145,14 +174,25 @@ class StudyDesign:
                 raise ParameterError(
                     f"{source}: key {short_repr(key)} must be {typ.__name__}, got {type(values[key]).__name__} {short_repr(values[key])}"
                 )
+        preset, k = values.get("disclosure", "threshold"), values.get("disclosure_threshold")
+        if preset in PRESET_THRESHOLDS and preset != "threshold" and k is not None and k != PRESET_THRESHOLDS[preset]:
+            raise ParameterError(
+                f"{source}: key 'disclosure_threshold' = {k} contradicts disclosure={preset!r}, which fixes k = "
+                f"{PRESET_THRESHOLDS[preset]}; remove the key or use disclosure: threshold"
+            )
         if "pairing_indicators" in values:
             pi = values["pairing_indicators"]
             if not isinstance(pi, list) or not all(isinstance(v, str) for v in pi):
                 raise ParameterError(f"{source}: key 'pairing_indicators' must be a list of outcome names")
         try:
-            return cls(**values)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                design = cls(**values)
         except ParameterError as exc:
             raise ParameterError(f"{source}: {exc}") from None
+        for w in caught:  # the same warnings, naming the file
+            warnings.warn(f"{source}: {w.message}", w.category, stacklevel=2)
+        return design
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "StudyDesign":

@@ -142,6 +142,12 @@ def trend_rates(
     return pd.DataFrame(rows)
 
 
+def _is_rates(frame: pd.DataFrame) -> bool:
+    """A frame of pooled rates (arm, audit_year, rate, ci_low, ci_high) rather than a trust panel."""
+    cols = set(frame.columns)
+    return {"arm", "audit_year", "rate", "ci_low", "ci_high"} <= cols and "trust_id" not in cols
+
+
 def plot_trends(
     panel_by_year: pd.DataFrame,
     *,
@@ -166,7 +172,12 @@ def plot_trends(
     ----------
     panel_by_year : pandas.DataFrame
         Trust panel by audit year: ``trust_id, pair_id, arm, audit_year,
-        numerator, denominator`` (and ``outcome``).
+        numerator, denominator`` (and ``outcome``); or rates already pooled,
+        ``arm, audit_year, rate, ci_low, ci_high`` and no ``trust_id`` (what
+        :func:`trend_rates` returns, or the disclosure-controlled rates a run
+        saves, :func:`rp2pr_eval.presentation.panels.protected_trends`, where
+        a withheld arm-year is NaN and not drawn; ``ci`` and ``cluster`` are
+        then ignored).
     ax : matplotlib.axes.Axes, optional
         Axes to draw on; a new figure when ``None``.
     during_years : sequence of int, optional
@@ -193,10 +204,15 @@ def plot_trends(
     """
     func = "plot_trends"
     check_labels(labels, func=func)
-    require_columns(panel_by_year, ["trust_id", "arm", "audit_year", "numerator", "denominator"],
-                    name="panel_by_year", func=func)
-    data, name = single_outcome(panel_by_year, outcome, name="panel_by_year", func=func)
-    rates = trend_rates(data, ci=ci, cluster=cluster, level=level)
+    if _is_rates(panel_by_year):
+        data, name = single_outcome(panel_by_year, outcome, name="panel_by_year", func=func)
+        check_arms(data, name="panel_by_year", func=func)
+        rates = data
+    else:
+        require_columns(panel_by_year, ["trust_id", "arm", "audit_year", "numerator", "denominator"],
+                        name="panel_by_year", func=func)
+        data, name = single_outcome(panel_by_year, outcome, name="panel_by_year", func=func)
+        rates = trend_rates(data, ci=ci, cluster=cluster, level=level)
     if during_years is not None:
         if isinstance(during_years, (str, bytes)) or not isinstance(during_years, Sequence) or not during_years:
             raise ValueError(f"{func}: during_years={during_years!r} is not valid; expected years such as (2010, 2011) or None")
