@@ -58,9 +58,9 @@ class ImportResult:
 def _raise(problems: list[str], what: str) -> None:
     if problems:
         shown = problems[:_MAX_PROBLEMS]
-        more = f"; … and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+        more = f" | … and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
         count = f"{len(problems)} problems: " if len(problems) > 1 else ""
-        raise DataError(f"{what}: {count}" + "; ".join(shown) + more)
+        raise DataError(f"{what}: {count}" + " | ".join(shown) + more)
 
 
 def _trusts_text(names: list[str], counts: list[int] | None = None, limit: int = 10) -> str:
@@ -110,10 +110,11 @@ def read_allocation(mapping: ExtractMapping, design: StudyDesign) -> pd.DataFram
     problems: list[str] = []
     out = {}
     for target in ("trust_id", "pair_id", "arm"):
+        before = len(problems)
         values = _coded_text(raw[cols[target]], mapping.allocation_codes.get(target), field=cols[target],
                              target=target, problems=problems)
         blank = pd.isna(values)
-        if blank.any():
+        if blank.any() and len(problems) == before:
             rows = ", ".join(str(i + 2) for i in np.flatnonzero(blank)[:5])
             problems.append(f"column {cols[target]!r} (-> {target}) is blank in {int(blank.sum())} row(s) (file line(s) {rows})")
         out[target] = values
@@ -199,8 +200,11 @@ def _column(target: str, rule: FieldRule, series: pd.Series, problems: list[str]
     """One contract column from its raw field, typed and checked against the contract rule."""
     contract = COLUMN_RULES[target]
     where = f"field {rule.field!r} (-> {target})"
+    before = len(problems)
     if contract.kind in ("string", "category"):
         values = _coded_text(series, rule.codes, field=rule.field, target=target, problems=problems)
+        if len(problems) > before:  # unmapped codes: reported; their rows are not "blank" too
+            return pd.array(values, dtype="str")
         missing = pd.isna(values)
         if missing.any() and not contract.nullable:
             problems.append(f"{where} is blank in {int(missing.sum()):,} rows; expected {contract.expected}")
@@ -219,6 +223,8 @@ def _column(target: str, rule: FieldRule, series: pd.Series, problems: list[str]
                             "blank (add null: VALUE, e.g. null: null to keep them missing)")
     else:
         values = numbers(series, field=rule.field, target=target, problems=problems)
+    if len(problems) > before:
+        return np.zeros(len(values), dtype=np.int64)
     missing = np.isnan(values)
     if missing.any() and not contract.nullable:
         problems.append(f"{where} is blank in {int(missing.sum()):,} rows; expected {contract.expected}")

@@ -136,12 +136,12 @@ def patients_bytes(patients: pd.DataFrame, path: str | Path) -> bytes:
     raise DataError(f"{path}: unknown file type for writing; expected .csv, .csv.gz or .parquet")
 
 
-def gzip_bytes(data: bytes) -> bytes:
-    """gzip-compress deterministically (no timestamp or file name in the header, level 9)."""
+def gzip_bytes(data: bytes, *, level: int = 9) -> bytes:
+    """gzip-compress deterministically (no timestamp or file name in the header; ``level`` 1–9, default 9)."""
     import io
 
     buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as gz:
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=level) as gz:
         gz.write(data)
     return buffer.getvalue()
 

@@ -65,17 +65,20 @@ def file_format(path: str | Path) -> str:
     raise DataError(f"{path}: unknown file type; expected one of {valid}")
 
 
-def _check_file(path: Path, max_bytes: int | None) -> None:
+def _check_file(path: Path, max_bytes: int | None) -> str:
+    """The file's format, after checking that it exists, is a file, is not empty and is within the bound."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_dir():
         raise DataError(f"{path}: is a folder; expected a data file ({', '.join(FORMATS)})")
+    fmt = file_format(path)
     size = path.stat().st_size
     if size == 0:
         raise DataError(f"{path}: the file is empty; expected a header row and one row per patient")
     if max_bytes is not None and size > max_bytes:
         raise DataError(f"{path}: the file is {size / 1024**2:,.0f} MiB, over the limit of "
                         f"{max_bytes / 1024**2:,.0f} MiB (max_bytes); raise the limit to read it")
+    return fmt
 
 
 def _csv_text(path: Path, max_bytes: int | None) -> str:
@@ -259,8 +262,7 @@ def read_table(
         UTF-8, over a bound, or with a header but no rows.
     """
     path = Path(path)
-    fmt = file_format(path)
-    _check_file(path, max_bytes)
+    fmt = _check_file(path, max_bytes)
     if fmt == "csv":
         frame = _read_csv(path, text_columns=text_columns, all_text=all_text, columns=columns, max_rows=max_rows,
                           max_bytes=max_bytes)
@@ -285,8 +287,7 @@ def read_columns(path: str | Path, *, max_bytes: int | None = DEFAULT_MAX_BYTES)
     metadata; Excel: the first row of the first sheet.
     """
     path = Path(path)
-    fmt = file_format(path)
-    _check_file(path, max_bytes)
+    fmt = _check_file(path, max_bytes)
     if fmt == "csv":
         return _csv_header(path)
     if fmt == "parquet":
