@@ -44,6 +44,7 @@ from rp2pr_eval.estimators import (
     mixed_linear,
     mixed_logistic,
 )
+from rp2pr_eval.estimators.case_mix import CaseMixRates, case_mix_adjusted_rates
 from rp2pr_eval.inference.design_based import randomisation_test, shared_bootstrap_weights, wild_cluster_bootstrap
 from rp2pr_eval.inference.multiplicity import adjust_pvalues
 from rp2pr_eval.inference.power import PowerResult, power_simulation
@@ -58,10 +59,10 @@ from rp2pr_eval.study.outcomes import CASE_MIX, OUTCOMES, PRIMARY_OUTCOMES, Outc
 from rp2pr_eval.synthetic import RawExtract, simulate_nlca, write_raw_extract
 
 __all__ = [
-    "CASE_MIX", "DataError", "ESTIMATORS", "Effect", "EventStudy", "ExtractMapping", "ImportQuality", "ImportResult",
+    "CASE_MIX", "CaseMixRates", "DataError", "ESTIMATORS", "Effect", "EventStudy", "ExtractMapping", "ImportQuality", "ImportResult",
     "OUTCOMES", "Outcome", "OutcomeAnalysis", "PRIMARY_OUTCOMES", "ParameterError", "PeriodCoverageWarning",
     "PowerResult", "RandomisationResult", "RawExtract", "StudyDesign", "adjust_pvalues", "analyse_outcome", "ancova",
-    "did_aggregate", "did_cox", "did_logistic", "did_twfe", "effects_table", "event_study", "figures",
+    "case_mix_adjusted_rates", "did_aggregate", "did_cox", "did_logistic", "did_twfe", "effects_table", "event_study", "figures",
     "gee_logistic", "gee_logistic_with_fallback", "import_extract", "import_with_quality", "load_effects",
     "load_mapping", "load_patients", "mixed_linear", "mixed_logistic", "models", "outcomes", "power_simulation",
     "quality_tables", "randomisation_test", "report", "save_effects", "save_patients", "shared_bootstrap_weights",
