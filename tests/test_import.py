@@ -557,3 +557,18 @@ def test_interrupted_write_leaves_no_half_written_file(small_trial, tmp_path, mo
     monkeypatch.undo()
     assert target.read_text() == "previous\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
+
+
+@pytest.mark.notebook
+def test_import_notebook_runs_from_another_folder_and_writes_the_report(small_raw, small_trial, tmp_path):
+    """notebooks/05_import_example.ipynb on a small raw extract, executed with a working directory outside the repo."""
+    import papermill as pm
+
+    report = tmp_path / "report"
+    pm.execute_notebook(str(ROOT / "notebooks" / "05_import_example.ipynb"), str(tmp_path / "out.ipynb"),
+                        parameters={"mapping_path": str(small_raw / "mapping.yaml"), "report_dir": str(report)},
+                        kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    rows = pd.read_csv(report / "quality_rows.csv").set_index("reason")["rows"]
+    assert rows["rows in the patient table"] == len(small_trial) == rows["rows in the extract"]
+    arms = pd.read_csv(report / "quality_arms.csv").set_index("arm")
+    assert arms.loc["intervention", "trusts"] == 4 and arms.loc["Total", "patients"] == len(small_trial)
