@@ -415,6 +415,27 @@ def test_rows_where_drops_named_codes(raw, small_trial):
     assert result.quality.rows.set_index("reason")["rows"]["HISTOLOGY is '2' (drop.rows_where)"] == n_sclc
 
 
+def test_contract_breaches_the_field_checks_cannot_see_are_named(raw):
+    frame = read_extract(raw)
+    frame.loc[1, "PATIENT_ID"] = frame.loc[0, "PATIENT_ID"]
+    write_extract(raw, frame)
+    with pytest.raises(rp.DataError, match=r"nlca_extract.csv.gz: the imported table breaks the data contract: column "
+                                           r"'patient_id' has duplicated ids: N0000001"):
+        rp.import_extract(raw / "mapping.yaml")
+
+
+def test_cli_import_with_a_design_file(tmp_path, capsys):
+    design = rp.StudyDesign(pre_years=(2005, 2006), during_years=(), post_years=(2007,), n_treated_pairs=2)
+    trial = rp.simulate_nlca(seed=5, design=design, **SMALL)
+    files = rp.write_raw_extract(trial, tmp_path / "raw", design=design)
+    (tmp_path / "design.yaml").write_text(yaml.safe_dump(design.to_dict()))
+    out = tmp_path / "p.parquet"
+    assert main(["import", str(files.mapping), "--out", str(out)]) == 2          # default design: years outside
+    assert "outside the design years 2008–2013" in capsys.readouterr().err
+    assert main(["import", str(files.mapping), "--out", str(out), "--design", str(tmp_path / "design.yaml")]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out), trial)
+
+
 def test_multiple_field_problems_are_reported_at_once(raw):
     frame = read_extract(raw)
     frame.loc[0, "SEX"] = "3"
