@@ -43,6 +43,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     out = Path(args.out if args.out is not None else args.raw)
     if args.out is not None and out.exists() and not args.force:
         raise UserError(f"{out} exists; pass --force to overwrite")
+    if args.raw is not None and not args.force:
+        from rp2pr_eval.synthetic.raw import ALLOCATION_NAME, EXTRACT_NAME, MAPPING_NAME
+
+        existing = [str(out / n) for n in (EXTRACT_NAME, ALLOCATION_NAME, MAPPING_NAME) if (out / n).exists()]
+        if existing:
+            raise UserError(f"{', '.join(existing)} exist(s); pass --force to overwrite")
     frame = simulate_nlca(seed=args.seed, design=design, effects=effects, n_pairs=args.pairs,
                           n_treated_pairs=args.treated_pairs)
     if args.raw is not None:

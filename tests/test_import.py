@@ -593,3 +593,13 @@ def test_import_notebook_runs_from_another_folder_and_writes_the_report(small_ra
     assert rows["rows in the patient table"] == len(small_trial) == rows["rows in the extract"]
     arms = pd.read_csv(report / "quality_arms.csv").set_index("arm")
     assert arms.loc["intervention", "trusts"] == 4 and arms.loc["Total", "patients"] == len(small_trial)
+
+
+def test_cli_simulate_needs_out_or_raw(tmp_path, capsys):
+    assert main(["simulate", "--pairs", "3", "--treated-pairs", "1"]) == 2
+    assert "give either --out FILE" in capsys.readouterr().err
+    assert main(["simulate", "--out", str(tmp_path / "a.csv"), "--raw", str(tmp_path / "r")]) == 2
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "mapping.yaml").write_text("x")
+    assert main(["simulate", "--pairs", "3", "--treated-pairs", "1", "--raw", str(tmp_path / "r")]) == 2
+    assert "mapping.yaml exist(s); pass --force to overwrite" in capsys.readouterr().err
