@@ -83,6 +83,7 @@ validate: install
 
 data: install
 	$(BIN)/rp2pr-eval simulate --seed 20100401 --effect active_treatment=0.3 --effect cns_seen=0.4 --effect nsclc_resection=0.25 --out $(DATA) --force
+	$(BIN)/rp2pr-eval simulate --seed 20100401 --effect active_treatment=0.3 --effect cns_seen=0.4 --effect nsclc_resection=0.25 --raw data/synthetic/raw --force
 
 clean:
 	rm -rf $(VENV) $(LATEST) $(TOOLS) $(BENCH) outputs .pytest_cache

@@ -17,7 +17,13 @@ is layered, each layer importing only those above it in this list:
 from rp2pr_eval import models
 from rp2pr_eval.data import (
     DataError,
+    ExtractMapping,
+    ImportQuality,
+    ImportResult,
     PeriodCoverageWarning,
+    import_extract,
+    import_with_quality,
+    load_mapping,
     load_patients,
     save_patients,
     trust_panel,
@@ -38,24 +44,28 @@ from rp2pr_eval.estimators import (
     mixed_linear,
     mixed_logistic,
 )
+from rp2pr_eval.estimators.case_mix import CaseMixRates, case_mix_adjusted_rates
 from rp2pr_eval.inference.design_based import randomisation_test, shared_bootstrap_weights, wild_cluster_bootstrap
 from rp2pr_eval.inference.multiplicity import adjust_pvalues
 from rp2pr_eval.inference.power import PowerResult, power_simulation
 from rp2pr_eval.models.randomisation import RandomisationResult
 from rp2pr_eval.pipeline.analysis import ESTIMATORS, analyse_outcome
 from rp2pr_eval.presentation import figures, report, tables
+from rp2pr_eval.presentation.quality import quality_tables, write_quality_report
 from rp2pr_eval.results import Effect, EventStudy, OutcomeAnalysis, effects_table, load_effects, save_effects
 from rp2pr_eval.study import outcomes
 from rp2pr_eval.study.design import StudyDesign
 from rp2pr_eval.study.outcomes import CASE_MIX, OUTCOMES, PRIMARY_OUTCOMES, Outcome
-from rp2pr_eval.synthetic import simulate_nlca
+from rp2pr_eval.synthetic import RawExtract, simulate_nlca, write_raw_extract
 
 __all__ = [
-    "CASE_MIX", "DataError", "ESTIMATORS", "Effect", "EventStudy", "OUTCOMES", "Outcome", "OutcomeAnalysis",
-    "PRIMARY_OUTCOMES", "ParameterError", "PeriodCoverageWarning", "PowerResult", "RandomisationResult",
-    "StudyDesign", "adjust_pvalues", "analyse_outcome", "ancova", "did_aggregate", "did_cox", "did_logistic",
-    "did_twfe", "effects_table", "event_study", "figures", "gee_logistic", "gee_logistic_with_fallback",
-    "load_effects", "load_patients", "mixed_linear", "mixed_logistic", "models", "outcomes", "power_simulation",
-    "randomisation_test", "report", "save_effects", "save_patients", "shared_bootstrap_weights", "simulate_nlca",
-    "summary", "tables", "trust_panel", "validate_panel", "validate_patients", "wild_cluster_bootstrap",
+    "CASE_MIX", "CaseMixRates", "DataError", "ESTIMATORS", "Effect", "EventStudy", "ExtractMapping", "ImportQuality", "ImportResult",
+    "OUTCOMES", "Outcome", "OutcomeAnalysis", "PRIMARY_OUTCOMES", "ParameterError", "PeriodCoverageWarning",
+    "PowerResult", "RandomisationResult", "RawExtract", "StudyDesign", "adjust_pvalues", "analyse_outcome", "ancova",
+    "case_mix_adjusted_rates", "did_aggregate", "did_cox", "did_logistic", "did_twfe", "effects_table", "event_study", "figures",
+    "gee_logistic", "gee_logistic_with_fallback", "import_extract", "import_with_quality", "load_effects",
+    "load_mapping", "load_patients", "mixed_linear", "mixed_logistic", "models", "outcomes", "power_simulation",
+    "quality_tables", "randomisation_test", "report", "save_effects", "save_patients", "shared_bootstrap_weights",
+    "simulate_nlca", "summary", "tables", "trust_panel", "validate_panel", "validate_patients",
+    "wild_cluster_bootstrap", "write_quality_report", "write_raw_extract",
 ]

@@ -20,6 +20,7 @@ GeeCovStruct = Literal["exchangeable", "independence"]
 GeeVcov = Literal["mancl_derouen", "robust"]
 RIStatistic = Literal["estimate", "t"]
 DisclosurePreset = Literal["nhsd_2018", "hes_legacy", "threshold"]
+PoissonCI = Literal["exact", "byar"]
 
 
 def check_option(name: str, value: object, allowed: object, *, allow_none: bool = False) -> None:

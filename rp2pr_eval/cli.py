@@ -38,13 +38,74 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             effects[name] = float(value)
         except ValueError:
             raise UserError(f"--effect {name}: {value!r} is not a number") from None
-    out = Path(args.out)
-    if out.exists() and not args.force:
+    if (args.out is None) == (args.raw is None):
+        raise UserError("give either --out FILE (a contract table) or --raw DIR (a raw extract, allocation and mapping)")
+    out = Path(args.out if args.out is not None else args.raw)
+    if args.out is not None and out.exists() and not args.force:
         raise UserError(f"{out} exists; pass --force to overwrite")
+    if args.raw is not None and not args.force:
+        from rp2pr_eval.synthetic.raw import ALLOCATION_NAME, EXTRACT_NAME, MAPPING_NAME
+
+        existing = [str(out / n) for n in (EXTRACT_NAME, ALLOCATION_NAME, MAPPING_NAME) if (out / n).exists()]
+        if existing:
+            raise UserError(f"{', '.join(existing)} exist(s); pass --force to overwrite")
     frame = simulate_nlca(seed=args.seed, design=design, effects=effects, n_pairs=args.pairs,
                           n_treated_pairs=args.treated_pairs)
+    if args.raw is not None:
+        from rp2pr_eval.synthetic.raw import write_raw_extract
+
+        files = write_raw_extract(frame, out, seed=args.seed, design=design, overwrite=args.force)
+        print(f"wrote a raw extract of {len(frame)} patients in {frame['trust_id'].nunique()} trusts: "
+              f"{files.extract}, {files.allocation}, {files.mapping}")
+        return 0
     save_patients(frame, out)
     print(f"wrote {len(frame)} patients in {frame['trust_id'].nunique()} trusts to {out}")
+    return 0
+
+
+def _report_folder(out: Path) -> Path:
+    name = out.name
+    for suffix in (".csv.gz", ".csv", ".parquet", ".pq"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return out.with_name(f"{name}_quality")
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    import time
+
+    from rp2pr_eval.data.extract import import_with_quality
+    from rp2pr_eval.data.io import save_patients
+    from rp2pr_eval.presentation.quality import write_quality_report
+    from rp2pr_eval.study.design import StudyDesign
+
+    out = Path(args.out)
+    if not out.name.lower().endswith((".csv", ".csv.gz", ".parquet", ".pq")):
+        raise UserError(f"--out {out}: expected a .csv, .csv.gz or .parquet file name")
+    report = Path(args.report) if args.report is not None else _report_folder(out)
+    for path in (out, report):
+        if path.exists() and not args.force:
+            raise UserError(f"{path} exists; pass --force to overwrite")
+    for flag, value in (("--max-rows", args.max_rows), ("--max-mb", args.max_mb)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be ≥ 1, got {value}")
+    design = StudyDesign.from_yaml(args.design) if args.design else None
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = import_with_quality(args.mapping, design=design, max_rows=args.max_rows,
+                                     max_bytes=None if args.max_mb is None else int(args.max_mb * 1024**2))
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    save_patients(result.patients, out)
+    written = write_quality_report(result.quality, report, design=design, overwrite=args.force)
+    q = result.quality
+    dropped = q.n_read - q.n_kept
+    patients = result.patients
+    print(f"imported {q.n_kept} patients (read {q.n_read}, dropped {dropped}) in {patients['trust_id'].nunique()} "
+          f"trusts and {patients['pair_id'].nunique()} pairs in {time.perf_counter() - start:.1f} s; wrote {out}; "
+          f"quality report: {written['html']}")
     return 0
 
 
@@ -288,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("simulate", help="write a synthetic NLCA patient table with a known truth")
-    p.add_argument("--out", required=True, help="output file (.csv, .csv.gz or .parquet)")
+    p.add_argument("--out", help="output file (.csv, .csv.gz or .parquet)")
+    p.add_argument("--raw", metavar="DIR", help="write a raw audit-like extract, its allocation list and a ready "
+                                                "mapping.yaml into DIR instead (rp2pr-eval import reads them)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--design", help="design YAML (default: the built-in design)")
     p.add_argument("--effect", action="append", metavar="OUTCOME=VALUE",
@@ -299,8 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=_cmd_simulate)
 
+    p = sub.add_parser("import", help="turn a raw extract and an allocation list into a contract table (mapping YAML)",
+                       description="Read a raw extract as MAPPING.yaml says (docs/methods/import.md), validate the "
+                                   "patient table, write it to --out and a data-quality report (CSV and HTML, "
+                                   "disclosure-controlled) to --report.")
+    p.add_argument("mapping", metavar="MAPPING.yaml", help="mapping file (paths in it are relative to it)")
+    p.add_argument("--out", required=True, help="output patient table (.csv, .csv.gz or .parquet)")
+    p.add_argument("--report", metavar="DIR", help="quality report folder (default: <out>_quality beside --out)")
+    p.add_argument("--design", help="design YAML (default: the built-in design)")
+    p.add_argument("--max-rows", type=int, default=10_000_000, help="refuse extracts with more rows (default 10 million)")
+    p.add_argument("--max-mb", type=float, default=2048, help="refuse larger files, MiB (default 2048)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output and report")
+    _add_common(p)
+    p.set_defaults(func=_cmd_import)
+
     p = sub.add_parser("validate-data", help="check a patient table against the data contract")
-    p.add_argument("path", help="CSV, gzipped CSV or Parquet file")
+    p.add_argument("path", help="CSV, gzipped CSV, Parquet, Stata .dta, SAS .sas7bdat/.xpt or Excel .xlsx file")
     p.add_argument("--design", help="design YAML")
     _add_common(p)
     p.set_defaults(func=_cmd_validate_data)

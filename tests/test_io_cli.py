@@ -42,8 +42,11 @@ def test_bad_files(tmp_path, content, pattern):
 def test_missing_and_unknown_files(tmp_path):
     with pytest.raises(rp.DataError, match="file not found"):
         rp.load_patients(tmp_path / "none.csv")
+    (tmp_path / "x.docx").write_text("x")
+    with pytest.raises(rp.DataError, match=r"unknown file type; expected one of .*\.dta, \.sas7bdat, \.xpt, \.xlsx"):
+        rp.load_patients(tmp_path / "x.docx")
     (tmp_path / "x.xlsx").write_text("x")
-    with pytest.raises(rp.DataError, match="unknown file type"):
+    with pytest.raises(rp.DataError, match="not a valid Excel .xlsx workbook"):
         rp.load_patients(tmp_path / "x.xlsx")
     (tmp_path / "y.csv.gz").write_bytes(b"not gzip")
     with pytest.raises(rp.DataError, match="not a valid gzip file"):

@@ -1,6 +1,9 @@
-"""Data layer: the contract, loading, validation and trust panels."""
+"""Data layer: the contract, loading, importing raw extracts, validation and trust panels."""
 from rp2pr_eval.data.contract import REQUIRED_COLUMNS
+from rp2pr_eval.data.extract import ImportResult, import_extract, import_with_quality
 from rp2pr_eval.data.io import load_patients, save_patients, truth_path
+from rp2pr_eval.data.mapping import ExtractMapping, load_mapping
+from rp2pr_eval.data.quality import ImportQuality
 from rp2pr_eval.data.panel import analysis_rows, trust_panel
 from rp2pr_eval.data.validate import (
     PeriodCoverageWarning,
@@ -11,6 +14,7 @@ from rp2pr_eval.data.validate import (
 from rp2pr_eval.errors import DataError
 
 __all__ = [
-    "DataError", "REQUIRED_COLUMNS", "load_patients", "save_patients", "truth_path", "analysis_rows",
+    "DataError", "ExtractMapping", "ImportQuality", "ImportResult", "REQUIRED_COLUMNS", "import_extract",
+    "import_with_quality", "load_mapping", "load_patients", "save_patients", "truth_path", "analysis_rows",
     "trust_panel", "PeriodCoverageWarning", "trusts_missing_period", "validate_panel", "validate_patients",
 ]

@@ -5,5 +5,6 @@ from rp2pr_eval.synthetic.generator import (
     simulate_nlca,
     trust_labels,
 )
+from rp2pr_eval.synthetic.raw import RawExtract, write_raw_extract
 
-__all__ = ["SimulatedTrial", "pair_labels", "simulate_nlca", "trust_labels"]
+__all__ = ["RawExtract", "SimulatedTrial", "pair_labels", "simulate_nlca", "trust_labels", "write_raw_extract"]

@@ -15,6 +15,7 @@ from rp2pr_eval.presentation.figures.funnel import (
     Overdispersion,
     estimate_tau2,
     funnel_limits,
+    plot_adjusted_funnel,
     plot_funnel,
 )
 from rp2pr_eval.presentation.figures.save import save_figure
@@ -41,6 +42,7 @@ __all__ = [
     "estimate_tau2",
     "figure_size",
     "funnel_limits",
+    "plot_adjusted_funnel",
     "plot_caterpillar",
     "plot_event_study",
     "plot_forest",

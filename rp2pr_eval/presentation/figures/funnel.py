@@ -292,6 +292,8 @@ def plot_funnel(
     outcome: str | None = None,
     levels: Sequence[float] = (0.95, 0.998),
     winsorize: float = 0.1,
+    rate_column: str | None = None,
+    target_column: str | None = None,
 ) -> Figure:
     """Funnel plot of trust rates against denominators, one panel per period.
 
@@ -328,6 +330,14 @@ def plot_funnel(
         Two-sided coverages of the limits.
     winsorize : float
         Winsorisation fraction of :func:`estimate_tau2`.
+    rate_column : str, optional
+        Plot this column (a proportion) instead of ``numerator/denominator``, e.g. the
+        ``adjusted_rate`` of :func:`rp2pr_eval.case_mix_adjusted_rates` (see
+        :func:`plot_adjusted_funnel`); the limits stay those of a proportion with the row's
+        denominator.
+    target_column : str, optional
+        Take the target ``p0`` of each period from this column (constant within the period) when
+        ``national_rate`` is not given.
 
     Returns
     -------
@@ -342,6 +352,7 @@ def plot_funnel(
     """
     func = "plot_funnel"
     required = ["trust_id", "arm", "period", "numerator", "denominator"]
+    required += [c for c in (rate_column, target_column) if c is not None]
     require_columns(panel, required, name="panel", func=func)
     check_arms(panel, name="panel", func=func)
     check_labels(labels, func=func)
@@ -375,7 +386,18 @@ def plot_funnel(
             )
         n = rows["denominator"].to_numpy(dtype=float)
         rate = rows["numerator"].to_numpy(dtype=float) / n
+        if rate_column is not None:
+            rate = rows[rate_column].to_numpy(dtype=float)
+            bad = ~np.isfinite(rate) | (rate < 0) | (rate > 1)
+            if bad.any():
+                raise DataError(f"{func}: column {rate_column!r} must hold proportions in [0, 1]; trust(s) "
+                                f"{', '.join(map(str, rows.loc[bad, 'trust_id'].unique()[:5]))} in period {period!r} do not")
         p0 = _national_rate(national_rate, period, func=func)
+        if p0 is None and target_column is not None:
+            targets = rows[target_column].unique()
+            if len(targets) != 1:
+                raise DataError(f"{func}: column {target_column!r} must be constant within period {period!r}")
+            p0 = _check_p0(float(targets[0]), func=func)
         if p0 is None:
             p0 = float(rows["numerator"].sum() / rows["denominator"].sum())
         od = estimate_tau2(rate, n, p0, winsorize=winsorize) if overdispersion else None
@@ -432,4 +454,37 @@ def plot_funnel(
         handles.append(Line2D([], [], color=_BINOMIAL_REFERENCE_COLOUR, lw=0.6, ls=":",
                               label="Binomial limits (no over-dispersion allowance)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=3)
+    return fig
+
+
+def plot_adjusted_funnel(
+    rates: object,
+    *,
+    periods: Sequence[str] = ("pre", "post"),
+    overdispersion: bool = True,
+    labels: Mapping[str, str] | None = None,
+    levels: Sequence[float] = (0.95, 0.998),
+    winsorize: float = 0.1,
+) -> Figure:
+    """Funnel plot of case-mix-adjusted (indirectly standardised) trust rates, one panel per period.
+
+    ``rates`` is what :func:`rp2pr_eval.case_mix_adjusted_rates` returns (or its ``table``). Each
+    trust's adjusted rate ``O/E × r_ref`` is drawn against its patients around the national adjusted
+    rate of the period, with the limits of a proportion of that denominator, as the National Lung
+    Cancer Audit draws them (:func:`plot_funnel` with ``rate_column="adjusted_rate"``); the figure
+    computes nothing but the limits. The crude funnel of the same trusts is ``plot_funnel(rates.table)``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    table = getattr(rates, "table", rates)
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"plot_adjusted_funnel: rates must be a CaseMixRates or its table, got {type(rates).__name__}")
+    fig = plot_funnel(table, periods=periods, overdispersion=overdispersion, labels=labels, levels=levels,
+                      winsorize=winsorize, rate_column="adjusted_rate", target_column="national_adjusted_rate")
+    name = str(table["outcome"].iloc[0]) if "outcome" in table.columns and len(table) else None
+    label = outcome_label(name, labels, default="Rate")
+    fig.axes[0].set_ylabel("Case-mix adjusted rate (%)")
+    fig.suptitle(f"{label}, adjusted for case mix")
     return fig
