@@ -20,6 +20,9 @@ GeeCovStruct = Literal["exchangeable", "independence"]
 GeeVcov = Literal["mancl_derouen", "robust"]
 RIStatistic = Literal["estimate", "t"]
 DisclosurePreset = Literal["nhsd_2018", "hes_legacy", "threshold"]
+SensitivityRestriction = Literal["relative_magnitudes", "smoothness"]
+SensitivityMethod = Literal["C-LF", "conditional", "FLCI"]
+SmallSample = Literal["t", "normal"]
 
 
 def check_option(name: str, value: object, allowed: object, *, allow_none: bool = False) -> None:
