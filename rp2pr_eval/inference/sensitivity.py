@@ -137,12 +137,11 @@ def _event_study_arrays(es: EventStudy) -> tuple[np.ndarray, np.ndarray, list[in
     pre = sorted(y for y in vyears if y < ref)
     post = sorted(y for y in vyears if y > ref)
     period = dict(zip(es.years, es.periods))
-    if not pre:
-        raise ValueError(f"the event study has no coefficient before its reference year {ref}: "
-                         f"refit it with a later reference year (the last pre-period year)")
-    if any(period.get(y) == "pre" for y in post):
-        raise ValueError(f"reference year {ref} is not the last pre-period year: refit the event study with "
-                         f"reference_year={max(y for y in es.years if period.get(y) == 'pre')}")
+    pre_years = [y for y in es.years if period.get(y) == "pre"]
+    if not pre or any(period.get(y) == "pre" for y in post):
+        hint = f"reference_year={max(pre_years)}" if pre_years else "a reference year with earlier years"
+        raise ValueError(f"reference year {ref} is not the last of two or more pre-period years: the sensitivity "
+                         f"needs pre-period coefficients before it; refit the event study with {hint}")
     if not post:
         raise ValueError(f"the event study has no coefficient after its reference year {ref}")
     order = [vyears.index(y) for y in pre + post]
