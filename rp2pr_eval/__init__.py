@@ -38,7 +38,10 @@ from rp2pr_eval.estimators import (
     mixed_linear,
     mixed_logistic,
 )
+from rp2pr_eval.data.flow import flow_counts
 from rp2pr_eval.inference.design_based import randomisation_test, shared_bootstrap_weights, wild_cluster_bootstrap
+from rp2pr_eval.inference.effect_modification import effect_modification
+from rp2pr_eval.inference.influence import leave_one_pair_out, placebo_in_time, placebo_outcome
 from rp2pr_eval.inference.multiplicity import adjust_pvalues
 from rp2pr_eval.inference.power import PowerResult, power_simulation
 from rp2pr_eval.inference.sensitivity import ParallelTrendsSensitivity, parallel_trends_sensitivity
@@ -53,10 +56,12 @@ from rp2pr_eval.synthetic import simulate_nlca
 
 __all__ = [
     "CASE_MIX", "DataError", "ESTIMATORS", "Effect", "EventStudy", "OUTCOMES", "Outcome", "OutcomeAnalysis",
-    "PRIMARY_OUTCOMES", "ParallelTrendsSensitivity", "ParameterError", "PeriodCoverageWarning", "PowerResult", "RandomisationResult",
-    "StudyDesign", "adjust_pvalues", "analyse_outcome", "ancova", "did_aggregate", "did_cox", "did_logistic",
-    "did_twfe", "effects_table", "event_study", "figures", "gee_logistic", "gee_logistic_with_fallback",
-    "load_effects", "load_patients", "mixed_linear", "mixed_logistic", "models", "outcomes", "parallel_trends_sensitivity", "power_simulation",
-    "randomisation_test", "report", "save_effects", "save_patients", "shared_bootstrap_weights", "simulate_nlca",
-    "summary", "tables", "trust_panel", "validate_panel", "validate_patients", "wild_cluster_bootstrap",
+    "PRIMARY_OUTCOMES", "ParallelTrendsSensitivity", "ParameterError", "PeriodCoverageWarning", "PowerResult",
+    "RandomisationResult", "StudyDesign", "adjust_pvalues", "analyse_outcome", "ancova", "did_aggregate",
+    "did_cox", "did_logistic", "did_twfe", "effect_modification", "effects_table", "event_study", "figures",
+    "flow_counts", "gee_logistic", "gee_logistic_with_fallback", "leave_one_pair_out", "load_effects",
+    "load_patients", "mixed_linear", "mixed_logistic", "models", "outcomes", "parallel_trends_sensitivity",
+    "placebo_in_time", "placebo_outcome", "power_simulation", "randomisation_test", "report", "save_effects",
+    "save_patients", "shared_bootstrap_weights", "simulate_nlca", "summary", "tables", "trust_panel",
+    "validate_panel", "validate_patients", "wild_cluster_bootstrap",
 ]
