@@ -11,8 +11,9 @@ r"""Influence and placebo checks of the primary analysis: leave one pair out, pl
   - ILCOP's default design has two pre years (2008, 2009): one placebo, 2008 as baseline and 2009
     as follow-up — one year on each side and **no** gap year, whereas the real contrast compares
     two-year periods two years apart (2008–09 vs 2012–13, 2010–11 left out).  It therefore checks
-    for a differential change between consecutive baseline years only; for DiD it equals the
-    event study's 2008 coefficient with the sign reversed, and for ANCOVA it is the 2009
+    for a differential change between consecutive baseline years only; for DiD it is the
+    two-year analogue of the event study's 2008 coefficient with the sign reversed (close to it,
+    not equal: the event study's year effects use all six years), and for ANCOVA it is the 2009
     difference adjusted for 2008.  It cannot test a trend that only starts later, nor mimic
     the during-period gap (that needs ≥ 3 pre years) or two-year periods (≥ 4 pre years).
   - With a single pre year no placebo in time is possible and the function refuses.
