@@ -31,9 +31,8 @@ is of the sharp null of no effect for any trust, under which φ and the contrast
 a small p-value says the intervention had some effect that differs with baseline or not at all —
 read it with the CR2 test of φ.
 
-References: Senn (2011) Stat Med 30:2785 (regression to the mean and baseline adjustment); Barnett,
-van der Pols & Dobson (2005) Int J Epidemiol 34:215; Wang & Ware (2013) Stat Med 32:2916
-(effect modification in trials).  R: ``lm(post ~ treated * I((pre - mean(pre)) / 0.1),
+References: Barnett, van der Pols & Dobson (2005) Int J Epidemiol 34:215 (regression to the mean and how
+to deal with it); Senn (2011) Significance 8:124 (Galton and regression to the mean).  R: ``lm(post ~ treated * I((pre - mean(pre)) / 0.1),
 weights = n_post)`` + ``clubSandwich::coef_test(vcov = "CR2", cluster = pair_id)``; Stata
 ``regress post i.treated##c.x [aw = n_post], vce(cluster pair_id)`` + ``ritest``.
 """

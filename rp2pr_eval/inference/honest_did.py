@@ -54,7 +54,7 @@ endpoint refined by bisection between the last rejected and the first accepted g
 (``refine=True``) and the grid widened when the set touches its edge.
 
 References: Rambachan & Roth (2023) Rev Econ Stud 90:2555; Andrews, Roth & Pakes (2023)
-Econometrica 91:2327 (ARP); Armstrong & Kolesár (2018) Econometrica 86:655.
+Rev Econ Stud 90:2763 (ARP); Armstrong & Kolesár (2018) Econometrica 86:655.
 R: ``HonestDiD::createSensitivityResults_relativeMagnitudes`` / ``createSensitivityResults``;
 Stata: ``honestdid``.
 

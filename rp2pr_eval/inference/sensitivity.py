@@ -271,7 +271,7 @@ def parallel_trends_sensitivity(
 
     References
     ----------
-    Rambachan & Roth (2023) Rev Econ Stud 90:2555; Andrews, Roth & Pakes (2023) Econometrica 91:2327.
+    Rambachan & Roth (2023) Rev Econ Stud 90:2555; Andrews, Roth & Pakes (2023) Rev Econ Stud 90:2763.
     R: ``HonestDiD::createSensitivityResults_relativeMagnitudes(betahat, sigma, numPrePeriods,
     numPostPeriods, Mbarvec, l_vec)`` and ``HonestDiD::createSensitivityResults(..., Mvec)``;
     Stata: ``honestdid, pre() post() mvec()``.
