@@ -220,7 +220,9 @@ def test_figures_draw_from_saved_results(tmp_path, bundled_patients, modificatio
         assert {"fit-control", "fit-intervention"} <= {ln.get_gid() for ln in ax2.lines}
         ax3 = rp.figures.plot_leave_one_pair_out(lopo.to_dict(orient="records"))
         assert len(ax3.get_yticklabels()) == 12
-        fig = rp.figures.plot_flow_diagram(rp.flow_counts(bundled_patients, "active_treatment"))
+        saved_flow = json.loads(rp.flow_counts(bundled_patients, "active_treatment").to_json(orient="records"))
+        fig = rp.figures.plot_flow_diagram(saved_flow, outcome="active_treatment")
+        assert fig._suptitle.get_text() == "Flow of trusts and patients: Any anti-cancer treatment"
         texts = " ".join(t.get_text() for t in fig.axes[0].texts)
         assert "n = 156" in texts and "15 pairs, 30 trusts" in texts and "25 pairs, 50 trusts" in texts
     plt.close("all")

@@ -39,13 +39,13 @@ def _years(years) -> str:
 
 def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
                       policy: DisclosurePolicy | None = None, fig: Figure | None = None,
-                      title: str | None = "Flow of trusts and patients") -> Figure:
+                      title: str | None = "Flow of trusts and patients", outcome: str | None = None) -> Figure:
     """CONSORT-style flow: invited → agreed → eligible and paired → randomised by arm → analysed.
 
     Parameters
     ----------
-    flow : pandas.DataFrame
-        :func:`rp2pr_eval.data.flow.flow_counts` output.
+    flow : pandas.DataFrame or list of dict
+        :func:`rp2pr_eval.data.flow.flow_counts` output (or its ``to_dict(orient="records")``, as saved).
     design : StudyDesign, optional
         Gives the period years in the labels and the default disclosure policy.
     policy : DisclosurePolicy, optional
@@ -54,6 +54,8 @@ def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
         Figure to draw on (a new 170 mm wide figure when ``None``).
     title : str or None
         Figure title.
+    outcome : str, optional
+        Outcome named in the title (default: ``flow.attrs["outcome"]``, absent from saved records).
 
     Returns
     -------
@@ -62,6 +64,8 @@ def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
     import matplotlib.pyplot as plt
 
     design = resolve_design(design)
+    if not isinstance(flow, pd.DataFrame):
+        flow = pd.DataFrame(list(flow))
     table = flow_table(flow, design=design, policy=policy)
     if fig is None:
         fig = plt.figure(figsize=figure_size("double", aspect=0.85), layout="constrained")
@@ -130,7 +134,7 @@ def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
         arrow(x, 0.40, x, 0.30)
         ax.text(x, 0.29, "\n".join(lines), ha="center", va="top", fontsize="x-small", linespacing=1.35,
                 bbox=dict(box, ec=colour))
-    outcome = flow.attrs.get("outcome")
+    outcome = flow.attrs.get("outcome") if outcome is None else outcome
     entry = OUTCOMES.get(outcome) if outcome else None
     if title:
         fig.suptitle(title + (f": {entry.label if entry else outcome}" if outcome else ""))
