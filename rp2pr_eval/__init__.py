@@ -45,9 +45,13 @@ from rp2pr_eval.estimators import (
     mixed_logistic,
 )
 from rp2pr_eval.estimators.case_mix import CaseMixRates, case_mix_adjusted_rates
+from rp2pr_eval.data.flow import flow_counts
 from rp2pr_eval.inference.design_based import randomisation_test, shared_bootstrap_weights, wild_cluster_bootstrap
+from rp2pr_eval.inference.effect_modification import effect_modification
+from rp2pr_eval.inference.influence import leave_one_pair_out, placebo_in_time, placebo_outcome
 from rp2pr_eval.inference.multiplicity import adjust_pvalues
 from rp2pr_eval.inference.power import PowerResult, power_simulation
+from rp2pr_eval.inference.sensitivity import ParallelTrendsSensitivity, parallel_trends_sensitivity
 from rp2pr_eval.models.randomisation import RandomisationResult
 from rp2pr_eval.pipeline.analysis import ESTIMATORS, analyse_outcome
 from rp2pr_eval.presentation import figures, report, tables
@@ -59,13 +63,16 @@ from rp2pr_eval.study.outcomes import CASE_MIX, OUTCOMES, PRIMARY_OUTCOMES, Outc
 from rp2pr_eval.synthetic import RawExtract, simulate_nlca, write_raw_extract
 
 __all__ = [
-    "CASE_MIX", "CaseMixRates", "DataError", "ESTIMATORS", "Effect", "EventStudy", "ExtractMapping", "ImportQuality", "ImportResult",
-    "OUTCOMES", "Outcome", "OutcomeAnalysis", "PRIMARY_OUTCOMES", "ParameterError", "PeriodCoverageWarning",
-    "PowerResult", "RandomisationResult", "RawExtract", "StudyDesign", "adjust_pvalues", "analyse_outcome", "ancova",
-    "case_mix_adjusted_rates", "did_aggregate", "did_cox", "did_logistic", "did_twfe", "effects_table", "event_study", "figures",
-    "gee_logistic", "gee_logistic_with_fallback", "import_extract", "import_with_quality", "load_effects",
-    "load_mapping", "load_patients", "mixed_linear", "mixed_logistic", "models", "outcomes", "power_simulation",
-    "quality_tables", "randomisation_test", "report", "save_effects", "save_patients", "shared_bootstrap_weights",
-    "simulate_nlca", "summary", "tables", "trust_panel", "validate_panel", "validate_patients",
-    "wild_cluster_bootstrap", "write_quality_report", "write_raw_extract",
+    "CASE_MIX", "CaseMixRates", "DataError", "ESTIMATORS", "Effect", "EventStudy", "ExtractMapping",
+    "ImportQuality", "ImportResult", "OUTCOMES", "Outcome", "OutcomeAnalysis", "PRIMARY_OUTCOMES",
+    "ParallelTrendsSensitivity", "ParameterError", "PeriodCoverageWarning", "PowerResult",
+    "RandomisationResult", "RawExtract", "StudyDesign", "adjust_pvalues", "analyse_outcome", "ancova",
+    "case_mix_adjusted_rates", "did_aggregate", "did_cox", "did_logistic", "did_twfe", "effect_modification",
+    "effects_table", "event_study", "figures", "flow_counts", "gee_logistic", "gee_logistic_with_fallback",
+    "import_extract", "import_with_quality", "leave_one_pair_out", "load_effects", "load_mapping",
+    "load_patients", "mixed_linear", "mixed_logistic", "models", "outcomes", "parallel_trends_sensitivity",
+    "placebo_in_time", "placebo_outcome", "power_simulation", "quality_tables", "randomisation_test", "report",
+    "save_effects", "save_patients", "shared_bootstrap_weights", "simulate_nlca", "summary", "tables",
+    "trust_panel", "validate_panel", "validate_patients", "wild_cluster_bootstrap", "write_quality_report",
+    "write_raw_extract",
 ]

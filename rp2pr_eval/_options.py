@@ -21,6 +21,9 @@ GeeVcov = Literal["mancl_derouen", "robust"]
 RIStatistic = Literal["estimate", "t"]
 DisclosurePreset = Literal["nhsd_2018", "hes_legacy", "threshold"]
 PoissonCI = Literal["exact", "byar"]
+SensitivityRestriction = Literal["relative_magnitudes", "smoothness"]
+SensitivityMethod = Literal["C-LF", "conditional", "FLCI"]
+SmallSample = Literal["t", "normal"]
 
 
 def check_option(name: str, value: object, allowed: object, *, allow_none: bool = False) -> None:

@@ -418,7 +418,9 @@ def event_study(
     return EventStudy(outcome=prep.entry.name, reference_year=int(ref), effects=tuple(effects),
                       years=tuple(years), periods=tuple(des.period_of(y) for y in years),
                       pretrend_statistic=float(stat), pretrend_df_num=float(dfn), pretrend_df_den=float(dfd),
-                      pretrend_p=float(p), pretrend_test=str(test))
+                      pretrend_p=float(p), pretrend_test=str(test),
+                      vcov=tuple(tuple(float(v) for v in row) for row in fit.vcov[:len(names), :len(names)]),
+                      vcov_years=tuple(int(y) for y in effect_years))
 
 
 # --------------------------------------------------------------------------- patient-level logistic

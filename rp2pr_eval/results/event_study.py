@@ -1,4 +1,4 @@
-"""The result of an event study: per-year Effects and the joint pre-trend test (JSON round trip)."""
+"""The result of an event study: per-year Effects, their covariance and the joint pre-trend test (JSON round trip)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,6 +23,17 @@ class EventStudy:
     pretrend_df_den: float
     pretrend_p: float
     pretrend_test: str
+    #: Covariance matrix of the per-year estimates (same ``vcov`` type as the Effects, CR2 by pair by
+    #: default), rows and columns in the order of ``vcov_years`` (the years of ``effects``); ``None`` in
+    #: results saved before it was recorded.
+    vcov: tuple[tuple[float, ...], ...] | None = None
+    vcov_years: tuple[int, ...] = ()
+
+    def covariance(self) -> tuple[np.ndarray, tuple[int, ...]]:
+        """The covariance matrix as an array and the years of its rows; ``ValueError`` if the result holds none."""
+        if self.vcov is None:
+            raise ValueError("this EventStudy holds no covariance matrix (saved by an older version); refit it")
+        return np.array(self.vcov, dtype=float), tuple(self.vcov_years)
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy: ``year, period, estimate, se, ci_low, ci_high, p_value, df`` (reference year: 0, NaN se)."""
@@ -43,13 +54,18 @@ class EventStudy:
                 "effects": [e.to_dict() for e in self.effects], "years": list(self.years),
                 "periods": list(self.periods), "pretrend_statistic": self.pretrend_statistic,
                 "pretrend_df_num": self.pretrend_df_num, "pretrend_df_den": self.pretrend_df_den,
-                "pretrend_p": self.pretrend_p, "pretrend_test": self.pretrend_test}
+                "pretrend_p": self.pretrend_p, "pretrend_test": self.pretrend_test,
+                "vcov": None if self.vcov is None else [list(r) for r in self.vcov],
+                "vcov_years": list(self.vcov_years)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "EventStudy":
         d = dict(d)
         d["effects"] = tuple(Effect.from_dict(e) for e in d["effects"])
         d["years"], d["periods"] = tuple(d["years"]), tuple(d["periods"])
+        if d.get("vcov") is not None:
+            d["vcov"] = tuple(tuple(float(v) for v in row) for row in d["vcov"])
+        d["vcov_years"] = tuple(int(y) for y in d.get("vcov_years", ()))
         return cls(**d)
 
     def summary(self) -> str:

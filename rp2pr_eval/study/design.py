@@ -61,6 +61,10 @@ class StudyDesign:
         is an explicit ``disclosure_threshold`` other than the preset's in a design file.
     seed
         Default random seed for resampling and simulation.
+    trusts_invited, trusts_accepted, trusts_eligible
+        Recruitment counts for the trial's flow diagram (CONSORT for cluster trials): trusts
+        invited, agreeing to take part, and with enough baseline audit data to be paired
+        (ILCOP: 156, 92, 80); ``None`` when unknown.  Non-negative, non-increasing.
     """
 
     pre_years: tuple[int, ...] = (2008, 2009)
@@ -74,6 +78,9 @@ class StudyDesign:
     disclosure: str = "threshold"
     disclosure_threshold: int = 5
     seed: int = 20100401
+    trusts_invited: int | None = 156
+    trusts_accepted: int | None = 92
+    trusts_eligible: int | None = 80
 
     def __post_init__(self) -> None:
         for name in ("pre_years", "during_years", "post_years"):
@@ -99,6 +106,14 @@ class StudyDesign:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ParameterError(f"{name} must be a non-negative integer, got {short_repr(value)}")
+        flow = [(n, getattr(self, n)) for n in ("trusts_invited", "trusts_accepted", "trusts_eligible")]
+        for name, value in flow:
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ParameterError(f"{name} must be a non-negative integer or null, got {short_repr(value)}")
+        known = [(n, v) for n, v in flow if v is not None]
+        for (n1, v1), (n2, v2) in zip(known, known[1:]):
+            if v2 > v1:
+                raise ParameterError(f"{n2}={v2} exceeds {n1}={v1}: the flow counts must not increase")
         self._check_disclosure()
 
     def _check_disclosure(self) -> None:

@@ -11,12 +11,18 @@ from rp2pr_eval.presentation.figures.diagnostics import (
     plot_randomisation,
 )
 from rp2pr_eval.presentation.figures.effects import plot_event_study, plot_forest
+from rp2pr_eval.presentation.figures.flow import plot_flow_diagram
 from rp2pr_eval.presentation.figures.funnel import (
     Overdispersion,
     estimate_tau2,
     funnel_limits,
     plot_adjusted_funnel,
     plot_funnel,
+)
+from rp2pr_eval.presentation.figures.referee import (
+    plot_effect_modification,
+    plot_leave_one_pair_out,
+    plot_sensitivity,
 )
 from rp2pr_eval.presentation.figures.save import save_figure
 from rp2pr_eval.presentation.figures.style import (
@@ -44,10 +50,14 @@ __all__ = [
     "funnel_limits",
     "plot_adjusted_funnel",
     "plot_caterpillar",
+    "plot_effect_modification",
     "plot_event_study",
+    "plot_flow_diagram",
     "plot_forest",
     "plot_funnel",
+    "plot_leave_one_pair_out",
     "plot_randomisation",
+    "plot_sensitivity",
     "plot_trends",
     "plot_trends_grid",
     "save_figure",

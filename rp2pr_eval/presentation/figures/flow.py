@@ -1,0 +1,141 @@
+"""The trial's flow diagram (CONSORT extension for cluster randomised trials), drawn from the flow counts.
+
+Reads the frame of :func:`rp2pr_eval.data.flow.flow_counts` (never the patients), shows patient
+counts after disclosure control (:func:`rp2pr_eval.presentation.flow.flow_table`, the design's
+policy by default) and returns the Figure.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from rp2pr_eval.presentation.disclosure import DisclosurePolicy
+from rp2pr_eval.presentation.figures.style import ARM_COLOURS, ARM_LABELS, NEUTRAL_COLOUR, figure_size
+from rp2pr_eval.presentation.flow import flow_table
+from rp2pr_eval.study.design import StudyDesign, resolve_design
+from rp2pr_eval.study.outcomes import OUTCOMES
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_flow_diagram"]
+
+
+def _fmt(value) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "–"
+    if isinstance(value, str):
+        return value
+    return f"{int(value):,}"
+
+
+def _years(years) -> str:
+    years = list(years)
+    if not years:
+        return ""
+    return f"{years[0]}" if len(years) == 1 else f"{years[0]}–{str(years[-1])[-2:]}"
+
+
+def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
+                      policy: DisclosurePolicy | None = None, fig: Figure | None = None,
+                      title: str | None = "Flow of trusts and patients", outcome: str | None = None) -> Figure:
+    """CONSORT-style flow: invited → agreed → eligible and paired → randomised by arm → analysed.
+
+    Parameters
+    ----------
+    flow : pandas.DataFrame or list of dict
+        :func:`rp2pr_eval.data.flow.flow_counts` output (or its ``to_dict(orient="records")``, as saved).
+    design : StudyDesign, optional
+        Gives the period years in the labels and the default disclosure policy.
+    policy : DisclosurePolicy, optional
+        Disclosure policy for the patient counts (default: the design's).
+    fig : matplotlib.figure.Figure, optional
+        Figure to draw on (a new 170 mm wide figure when ``None``).
+    title : str or None
+        Figure title.
+    outcome : str, optional
+        Outcome named in the title (default: ``flow.attrs["outcome"]``, absent from saved records).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    design = resolve_design(design)
+    if not isinstance(flow, pd.DataFrame):
+        flow = pd.DataFrame(list(flow))
+    table = flow_table(flow, design=design, policy=policy)
+    if fig is None:
+        fig = plt.figure(figsize=figure_size("double", aspect=0.85), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+
+    def stage(name: str, arm: str = "all", period: str = "") -> pd.Series | None:
+        sel = table[(table["stage"] == name) & (table["arm"] == arm) & (table["period"] == period)]
+        return None if sel.empty else sel.iloc[0]
+
+    box = dict(boxstyle="round,pad=0.4", fc="white", ec=NEUTRAL_COLOUR, lw=0.7)
+    side = dict(boxstyle="round,pad=0.35", fc="#F4F4F4", ec=NEUTRAL_COLOUR, lw=0.5)
+
+    def text(x, y, s, style=box, **kw):
+        return ax.text(x, y, s, ha="center", va="center", fontsize="small", bbox=style, **kw)
+
+    def arrow(x0, y0, x1, y1):
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                    arrowprops=dict(arrowstyle="-|>", lw=0.7, color=NEUTRAL_COLOUR, shrinkA=12, shrinkB=12))
+
+    inv, agr, eli, par = stage("invited"), stage("agreed"), stage("eligible"), stage("paired")
+    ys = [0.95, 0.82, 0.69, 0.56]
+    text(0.5, ys[0], f"Trusts invited\nn = {_fmt(inv['trusts'])}")
+    text(0.5, ys[1], f"Agreed to take part\nn = {_fmt(agr['trusts'])}")
+    text(0.5, ys[2], f"With enough NLCA baseline data\nn = {_fmt(eli['trusts'])}")
+    text(0.5, ys[3], f"Paired on contrasting baselines\n{_fmt(par['trusts'])} trusts in {_fmt(par['pairs'])} pairs")
+    for a, b in zip(ys, ys[1:]):
+        arrow(0.5, a, 0.5, b)
+    text(0.84, (ys[0] + ys[1]) / 2, f"Declined\nn = {_fmt(agr['excluded_trusts'])}", style=side)
+    text(0.84, (ys[1] + ys[2]) / 2, f"Insufficient baseline data\nn = {_fmt(eli['excluded_trusts'])}", style=side)
+    ax.annotate("", xy=(0.72, (ys[0] + ys[1]) / 2), xytext=(0.5, (ys[0] + ys[1]) / 2),
+                arrowprops=dict(arrowstyle="-|>", lw=0.5, color=NEUTRAL_COLOUR))
+    ax.annotate("", xy=(0.69, (ys[1] + ys[2]) / 2), xytext=(0.5, (ys[1] + ys[2]) / 2),
+                arrowprops=dict(arrowstyle="-|>", lw=0.5, color=NEUTRAL_COLOUR))
+    if pd.notna(par["excluded_trusts"]) and par["excluded_trusts"]:
+        text(0.84, (ys[2] + ys[3]) / 2, f"Not in the data\nn = {_fmt(par['excluded_trusts'])}", style=side)
+    ax.text(0.5, 0.475, "Randomised: whole pairs", ha="center", va="center", fontsize="small", style="italic",
+            bbox=dict(boxstyle="square,pad=0.2", fc="white", ec="none"), zorder=5)
+    periods = {"pre": design.pre_years, "during": design.during_years, "post": design.post_years}
+    for x, arm in ((0.25, design.intervention_arm), (0.75, design.control_arm)):
+        arrow(0.5, ys[3], x, 0.40)
+        r = stage("randomised", arm)
+        colour = ARM_COLOURS.get(arm, NEUTRAL_COLOUR)
+        text(x, 0.40, f"{ARM_LABELS.get(arm, arm)}\n{_fmt(r['pairs'])} pairs, {_fmt(r['trusts'])} trusts",
+             style=dict(box, ec=colour, lw=1.2))
+        lines = ["Analysed"]
+        excluded = []
+        for per in ("pre", "during", "post"):
+            a = stage("analysed", arm, per)
+            if a is None or not periods[per]:
+                continue
+            what = "event study only" if per == "during" else "analysed"
+            lines.append(f"{per.capitalize()} ({_years(periods[per])}): {_fmt(a['trusts'])} trusts, "
+                         f"{_fmt(a['patients'])} patients ({what})")
+            if pd.notna(a["excluded_trusts"]) and a["excluded_trusts"]:
+                lines.append(f"  trusts without eligible patients: {_fmt(a['excluded_trusts'])}")
+            if a["excluded_patients"] is not None and not (isinstance(a["excluded_patients"], float)
+                                                           and pd.isna(a["excluded_patients"])):
+                excluded.append(f"{per}: {_fmt(a['ineligible_patients'])} not eligible, "
+                                f"{_fmt(a['missing_outcome_patients'])} not recorded")
+        if excluded:
+            lines.append("Patients excluded")
+            lines.extend(f"  {e}" for e in excluded)
+        arrow(x, 0.40, x, 0.30)
+        ax.text(x, 0.29, "\n".join(lines), ha="center", va="top", fontsize="x-small", linespacing=1.35,
+                bbox=dict(box, ec=colour))
+    outcome = flow.attrs.get("outcome") if outcome is None else outcome
+    entry = OUTCOMES.get(outcome) if outcome else None
+    if title:
+        fig.suptitle(title + (f": {entry.label if entry else outcome}" if outcome else ""))
+    return fig
