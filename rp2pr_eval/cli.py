@@ -218,15 +218,24 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from rp2pr_eval.data.io import load_patients
     from rp2pr_eval.pipeline.audit import audit_run
 
-    run = Path(args.run)
-    manifest = _read_manifest(run)
-    ids = None
-    data = Path(args.data or manifest["data"])
-    if data.is_file():
-        ids = set(load_patients(data, validate=False)["patient_id"].astype(str))
     from rp2pr_eval.study.design import StudyDesign
 
-    problems = audit_run(run, patient_ids=ids, design=StudyDesign.from_dict(manifest["parameters"]["design"]))
+    run = Path(args.run)
+    if not run.is_dir():
+        raise UserError(f"{run}: not a folder; give a run folder (outputs/<run-id>) or any folder to be sent")
+    if (run / "manifest.json").exists():
+        manifest = _read_manifest(run)
+        design = StudyDesign.from_dict(manifest["parameters"]["design"])
+        data = Path(args.data or manifest["data"])
+    else:                       # any folder a user means to send: the default disclosure policy, ids from --data
+        print(f"{run}: no manifest.json (not a run folder): checked with the default disclosure policy"
+              + ("" if args.data else "; give --data to check for patient ids too"))
+        design = StudyDesign()
+        data = Path(args.data) if args.data else None
+    ids = None
+    if data is not None and data.is_file():
+        ids = set(load_patients(data, validate=False)["patient_id"].astype(str))
+    problems = audit_run(run, patient_ids=ids, design=design)
     for p in problems:
         print(p)
     print(f"{run}: {'no disclosure problems found' if not problems else f'{len(problems)} problem(s)'}"
@@ -254,13 +263,15 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
                         "the data changed since the run, so a rerun cannot reproduce it")
     config = replace(config, data=str(data.resolve()), out=str(run.resolve().parent))
     new = run_evaluation(config, run_id=args.run_id or f"{run.name}-rerun", progress=not args.quiet)
-    differences = compare_runs(run, new.run_dir)
-    if differences:
-        print(f"rerun {new.run_dir} differs from {run} in {len(differences)} file(s):")
-        for d in differences:
+    result = compare_runs(run, new.run_dir, run_id_a=manifest.get("run_id"), run_id_b=new.run_dir.name)
+    if not result:
+        print(f"rerun {new.run_dir} differs from {run} in {len(result.differences)} of {result.n_files} file(s):")
+        for d in result.differences:
             print(f"  {d}")
         return EXIT_FAILED
-    print(f"rerun {new.run_dir} reproduces {run}: results, tables and figures are byte-identical")
+    print(f"rerun {new.run_dir} reproduces {run}: all {result.n_files} files compared; {len(result.identical)} "
+          f"byte-identical, {len(result.normalised)} (manifest, notebooks, report page) identical once their "
+          "times, run id and folder names are removed")
     return 0 if new.ok else EXIT_FAILED
 
 

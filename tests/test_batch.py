@@ -185,11 +185,24 @@ def test_rerun_reproduces_results_tables_and_figures_to_the_byte(tmp_path, small
     from rp2pr_eval.pipeline.rerun import compare_runs
 
     a, b = tmp_path / "out" / "a", tmp_path / "out" / "a-rerun"
-    assert compare_runs(a, b) == []
+    result = compare_runs(a, b, run_id_b="a-rerun")
+    every = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
+    assert result.differences == () and sorted(result.identical + result.normalised) == every  # every file compared
+    assert set(result.normalised) <= {"manifest.json", "index.html"} | {f for f in every if f.startswith("notebooks/")}
     assert len(list(a.glob("figures/*.svg"))) >= 8 and len(list(a.glob("tables/*"))) >= 8
-    # a changed result is reported
+    assert any(f.endswith(".png") for f in result.identical)
+    # a changed result is reported, and so is a changed number inside a normalised file or an extra file
     (b / "results" / "cns_seen.json").write_text("{}")
-    assert compare_runs(a, b) == ["results/cns_seen.json: contents differ"]
+    nb = b / "notebooks" / "20_summary.ipynb"
+    nb.write_text(nb.read_text(encoding="utf-8").replace("cns_seen", "cns_s33n", 1), encoding="utf-8")
+    manifest = json.loads((b / "manifest.json").read_text(encoding="utf-8"))
+    manifest["seconds"] = 0.0                                  # a time: not a difference
+    (b / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (b / "tables" / "extra.csv").write_text("x\n1\n")
+    result = compare_runs(a, b, run_id_b="a-rerun")
+    assert result.differences == ("notebooks/20_summary.ipynb: contents differ", "results/cns_seen.json: contents differ",
+                                  "tables/extra.csv: only in the rerun")
+    assert "manifest.json" in result.normalised
 
 
 def test_audit_command_flags_patient_rows_and_small_counts(finished_run, small_data, tmp_path, capsys):

@@ -271,6 +271,10 @@ def test_gzip_bomb_sparse_file_and_corrupt_gzip(tmp_path, monkeypatch, capsys, s
     assert bomb.stat().st_size < 100_000
     assert main(["validate-data", str(bomb)]) == 2
     _one_line(capsys, r"expands to more than 2 MiB when decompressed")
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(b"patient_id,trust_id\n" + b"1,A\n" * 600_000)     # 2.4 MB on disk
+    assert main(["validate-data", str(plain)]) == 2
+    _one_line(capsys, r"2 MiB \(max_bytes\)|over the limit")
     monkeypatch.delenv("RP2PR_EVAL_MAX_INPUT_BYTES")
     sparse = tmp_path / "sparse.csv"
     with open(sparse, "wb") as fh:

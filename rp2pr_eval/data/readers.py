@@ -260,6 +260,8 @@ def read_table(
         UTF-8, over a bound, or with a header but no rows.
     """
     path = Path(path)
+    if max_bytes == DEFAULT_MAX_BYTES:        # the default bound: RP2PR_EVAL_MAX_INPUT_BYTES may change it
+        max_bytes = max_input_bytes()
     fmt = _check_file(path, max_bytes)
     if fmt == "csv":
         frame = _read_csv(path, text_columns=text_columns, all_text=all_text, columns=columns, max_rows=max_rows,
@@ -285,6 +287,8 @@ def read_columns(path: str | Path, *, max_bytes: int | None = DEFAULT_MAX_BYTES)
     metadata; Excel: the first row of the first sheet.
     """
     path = Path(path)
+    if max_bytes == DEFAULT_MAX_BYTES:        # the default bound: RP2PR_EVAL_MAX_INPUT_BYTES may change it
+        max_bytes = max_input_bytes()
     fmt = _check_file(path, max_bytes)
     if fmt == "csv":
         return _csv_header(path)
