@@ -107,8 +107,9 @@ class _LimitedReader(io.RawIOBase):
             raise DataError(f"{self._name}: not a valid gzip file: corrupt or truncated ({exc})") from None
         self._seen += n or 0
         if self._seen > self._limit:
-            raise DataError(f"{self._name}: expands to more than {self._limit / 1024**2:,.0f} MiB when "
-                            "decompressed (a damaged or hostile file?); set RP2PR_EVAL_MAX_INPUT_BYTES to read it")
+            raise DataError(f"{self._name}: decompresses to more than {self._limit / 1024**2:,.0f} MiB, over the "
+                            "limit (a damaged or hostile file?); raise the limit (max_bytes= or the environment "
+                            "variable RP2PR_EVAL_MAX_INPUT_BYTES) to read it")
         return n
 
     def close(self) -> None:

@@ -61,10 +61,13 @@ def _run(venv: Path, work: Path, *args: str) -> subprocess.CompletedProcess:
 def test_the_wheel_holds_the_notebooks_parameters_and_data(wheel_env):
     venv, work = wheel_env
     code = ("import rp2pr_eval, rp2pr_eval.paths as p; print(rp2pr_eval.__file__); print(p.is_checkout()); "
-            "print(p.notebooks_dir()); print(p.bundled_data().is_file())")
+            "print(p.notebooks_dir()); print(p.bundled_data().is_file()); "
+            "print(all((p.bundled_data().parent / 'raw' / f).is_file() for f in "
+            "('mapping.yaml', 'allocation.csv', 'nlca_extract.csv.gz')))")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=work, capture_output=True, text=True,
                          check=True).stdout.split("\n")
     assert out[0].startswith(str(venv)) and out[1] == "False" and "_bundle" in out[2] and out[3] == "True"
+    assert out[4] == "True"                            # the raw extract, its allocation list and mapping too
 
 
 def test_an_installed_package_runs_the_evaluation(wheel_env):

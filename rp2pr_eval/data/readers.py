@@ -73,13 +73,14 @@ def _check_file(path: Path, max_bytes: int | None) -> str:
     if path.is_dir():
         raise DataError(f"{path}: is a folder; expected a data file ({', '.join(FORMATS)})")
     fmt = file_format(path)
-    check_input_file(path, limit=max_bytes if max_bytes is not None else 1 << 62, what="data file")  # sparse files
     size = path.stat().st_size
     if size == 0:
         raise DataError(f"{path}: the file is empty; expected a header row and one row per patient")
     if max_bytes is not None and size > max_bytes:
         raise DataError(f"{path}: the file is {size / 1024**2:,.0f} MiB, over the limit of "
-                        f"{max_bytes / 1024**2:,.0f} MiB (max_bytes); raise the limit to read it")
+                        f"{max_bytes / 1024**2:,.0f} MiB (max_bytes); raise the limit (max_bytes= or the environment "
+                        "variable RP2PR_EVAL_MAX_INPUT_BYTES) to read it")
+    check_input_file(path, limit=1 << 62, what="data file")     # sparse (mostly unallocated) files
     return fmt
 
 
