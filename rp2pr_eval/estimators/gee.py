@@ -74,7 +74,11 @@ def gee_logistic(
     X, names = patient_design(prep, covariates)
     groups = prep.cluster_codes()
     cells = (prep.rows["arm"].astype(str) + "/" + prep.rows["period"].astype(str)).to_numpy()
-    fit = fit_gee_logit(X, y, groups, cov_struct=cov_struct, vcov=vcov, names=names, cells=cells, rho=rho)
+    blocks = None
+    if cov_struct == "block_exchangeable":
+        blocks = (prep.rows["trust_id"].astype(str) + "/" + prep.rows["period"].astype(str)).to_numpy()
+    fit = fit_gee_logit(X, y, groups, cov_struct=cov_struct, vcov=vcov, names=names, cells=cells, rho=rho,
+                        blocks=blocks)
     j = names.index("treated:post")
     est, se, df = float(fit.coef[j]), float(fit.se[j]), float(fit.df)
     if df < 1:
@@ -90,7 +94,10 @@ def gee_logistic(
         "risk_difference": {"estimate": rd, "se": rd_se, "ci_low": rd - q * rd_se, "ci_high": rd + q * rd_se},
         "se_robust": float(np.sqrt(fit.vcov_robust[j, j])),
         "se_mancl_derouen": float(np.sqrt(fit.vcov_mancl_derouen[j, j])),
+        "se_kauermann_carroll": float(np.sqrt(fit.vcov_kauermann_carroll[j, j])),
+        "se_fay_graubard": float(np.sqrt(fit.vcov_fay_graubard[j, j])),
         "working_corr": float(fit.working_corr),
+        "working_corr_between": fit.working_corr_between,
         "rho_method": fit.rho_method,
         "cov_struct": cov_struct,
         "converged": bool(fit.converged),
