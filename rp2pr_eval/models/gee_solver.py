@@ -14,7 +14,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from rp2pr_eval.errors import DataError
 
-__all__ = ["ClusterLayout", "ClusterMoments", "GeeConvergenceWarning", "InfoSolver", "RhoRunaway", "check_separation",
+__all__ = ["ClusterLayout", "ClusterMoments", "GeeConvergenceWarning", "InfoSolver", "RhoRunaway", "check_separation", "cluster_summaries",
            "fit_gee_beta", "fit_with_rho", "logit_start", "one_step_rho", "sandwich_set", "sandwiches"]
 
 #: Fitted probabilities closer than this to 0 or 1 signal (quasi-)separation.
@@ -384,12 +384,10 @@ def _loglik(y, eta):
     return float(np.einsum("i,i->", y, eta) - softplus.sum())
 
 
-def sandwiches(X, y, beta, rho, bounds, *, all_corrections=False):
-    """Robust and Mancl–DeRouen covariances from per-cluster p x p summaries.
+def cluster_summaries(X, y, beta, rho, bounds):
+    """Per-cluster ``B_i = D_i'V_i^{-1}D_i`` (G, p, p) and ``s_i = D_i'V_i^{-1}(y_i - mu_i)`` (G, p), exchangeable rho.
 
-    Rows must be sorted by cluster, cluster ``g`` occupying
-    ``bounds[g]:bounds[g+1]``. Returns (vcov_robust, vcov_md, max_leverage), or with
-    ``all_corrections`` :func:`sandwich_set`'s (robust, md, kc, fg, max_leverage).
+    Rows must be sorted by cluster, cluster ``g`` occupying ``bounds[g]:bounds[g+1]``.
     """
     p = X.shape[1]
     n_clusters = len(bounds) - 1
@@ -416,6 +414,17 @@ def sandwiches(X, y, beta, rho, bounds, *, all_corrections=False):
         B_g[g] = xtx
         s_g[g] = xte
 
+    return B_g, s_g
+
+
+def sandwiches(X, y, beta, rho, bounds, *, all_corrections=False):
+    """Robust and Mancl–DeRouen covariances from per-cluster p x p summaries.
+
+    Rows must be sorted by cluster, cluster ``g`` occupying
+    ``bounds[g]:bounds[g+1]``. Returns (vcov_robust, vcov_md, max_leverage), or with
+    ``all_corrections`` :func:`sandwich_set`'s (robust, md, kc, fg, max_leverage).
+    """
+    B_g, s_g = cluster_summaries(X, y, beta, rho, bounds)
     out = sandwich_set(B_g, s_g)
     if all_corrections:
         return out
