@@ -135,3 +135,12 @@ def test_ilcop_volume_block_fit_uses_one_step_when_no_joint_solution():
     assert one.details["rho_method"] == "one-step"
     assert e.df == e.n_clusters - len(d["coefficients"])
     assert d["se_robust"] < d["se_fay_graubard"] and d["se_kauermann_carroll"] < d["se_mancl_derouen"]
+
+
+def test_batch_rule_with_block_exchangeable_does_not_fall_back(small_patients):
+    from rp2pr_eval.estimators.gee import gee_logistic_with_fallback
+
+    e = gee_logistic_with_fallback(small_patients, "active_treatment", cov_struct="block_exchangeable")
+    assert e.details["cov_struct"] == "block_exchangeable" and "fallback" not in e.details
+    with pytest.raises(ValueError, match="cov_struct"):
+        gee_logistic_with_fallback(small_patients, "active_treatment", cov_struct="independence")
