@@ -48,6 +48,7 @@ from rp2pr_eval.estimators.case_mix import CaseMixRates, case_mix_adjusted_rates
 from rp2pr_eval.data.flow import flow_counts
 from rp2pr_eval.inference.design_based import randomisation_test, shared_bootstrap_weights, wild_cluster_bootstrap
 from rp2pr_eval.inference.effect_modification import effect_modification
+from rp2pr_eval.inference.icc import icc, icc_generator_settings
 from rp2pr_eval.inference.influence import leave_one_pair_out, placebo_in_time, placebo_outcome
 from rp2pr_eval.inference.multiplicity import adjust_pvalues
 from rp2pr_eval.inference.power import PowerResult, power_simulation
@@ -68,7 +69,7 @@ __all__ = [
     "ParallelTrendsSensitivity", "ParameterError", "PeriodCoverageWarning", "PowerResult",
     "RandomisationResult", "RawExtract", "StudyDesign", "adjust_pvalues", "analyse_outcome", "ancova",
     "case_mix_adjusted_rates", "did_aggregate", "did_cox", "did_logistic", "did_twfe", "effect_modification",
-    "effects_table", "event_study", "figures", "flow_counts", "gee_logistic", "gee_logistic_with_fallback",
+    "effects_table", "event_study", "figures", "icc", "icc_generator_settings", "flow_counts", "gee_logistic", "gee_logistic_with_fallback",
     "import_extract", "import_with_quality", "leave_one_pair_out", "load_effects", "load_mapping",
     "load_patients", "mixed_linear", "mixed_logistic", "models", "outcomes", "parallel_trends_sensitivity",
     "placebo_in_time", "placebo_outcome", "power_simulation", "quality_tables", "randomisation_test", "report",

@@ -76,8 +76,8 @@ def test_wild_bootstrap_front_end(small_patients):
     assert e.details["boot_weights"] == "webb" and e.n_clusters == 12
     with pytest.raises(ValueError, match="weights='normal' is not valid"):
         rp.wild_cluster_bootstrap(small_patients, "active_treatment", weights="normal")
-    with pytest.raises(ValueError, match="supports did_aggregate, ancova, did_twfe"):
-        rp.wild_cluster_bootstrap(small_patients, "active_treatment", rp.did_logistic)
+    with pytest.raises(ValueError, match="supports did_aggregate, ancova, did_twfe, did_logistic, gee_logistic"):
+        rp.wild_cluster_bootstrap(small_patients, "active_treatment", rp.mixed_logistic)
     wcu = rp.wild_cluster_bootstrap(small_patients, "active_treatment", n_boot=999, weights="webb", seed=2, null=False)
     assert wcu.estimate == e.estimate and wcu.se == e.se and wcu.vcov.startswith("WCU")
     assert wcu.details["null_imposed"] is False and e.details["null_imposed"] is True

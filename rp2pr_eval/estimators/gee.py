@@ -56,9 +56,23 @@ def gee_logistic(
     with a valid sandwich, recorded in ``details["rho_method"]``.
     ``"one-step"`` asks for that estimate directly; a number fixes ρ.
 
+    ``cov_struct="block_exchangeable"``: blocks are trust × period within the cluster; correlation α0
+    between patients of the same trust and period, α1 between other patients of the cluster (Li,
+    Turner & Preisser 2018); ``rho`` is ``"iterate"`` (one-step α's, with a warning, when the
+    iteration has no solution), ``"one-step"`` or a pair ``(α0, α1)``.  ``details`` then hold
+    ``working_corr`` (α0) and ``working_corr_between`` (α1).
+
+    ``vcov``: ``"mancl_derouen"`` (default), ``"kauermann_carroll"`` (Kauermann & Carroll 2001),
+    ``"fay_graubard"`` (Fay & Graubard 2001, bound 0.75) or ``"robust"``; all four SEs are in
+    ``details`` (``se_robust``, ``se_mancl_derouen``, ``se_kauermann_carroll``, ``se_fay_graubard``).
+    The reference distribution is t(G − p) for every one, as Li & Redden (2015) recommend for
+    bias-corrected sandwiches with few clusters (KC when cluster sizes vary little, FG otherwise).
+
     References
     ----------
     Liang & Zeger (1986) Biometrika 73:13; Mancl & DeRouen (2001) Biometrics 57:126;
+    Kauermann & Carroll (2001) JASA 96:1387; Fay & Graubard (2001) Biometrics 57:1198;
+    Li & Redden (2015) Stat Med 34:281; Li, Turner & Preisser (2018) Biometrics 74:1450;
     Leyrat et al. (2018) Int J Epidemiol 47:321.
     R: ``geepack::geeglm(y ~ treated * post + ..., id = pair_id, corstr = "exchangeable")`` with
     ``geesmv::GEE.var.md``.
@@ -74,7 +88,11 @@ def gee_logistic(
     X, names = patient_design(prep, covariates)
     groups = prep.cluster_codes()
     cells = (prep.rows["arm"].astype(str) + "/" + prep.rows["period"].astype(str)).to_numpy()
-    fit = fit_gee_logit(X, y, groups, cov_struct=cov_struct, vcov=vcov, names=names, cells=cells, rho=rho)
+    blocks = None
+    if cov_struct == "block_exchangeable":
+        blocks = (prep.rows["trust_id"].astype(str) + "/" + prep.rows["period"].astype(str)).to_numpy()
+    fit = fit_gee_logit(X, y, groups, cov_struct=cov_struct, vcov=vcov, names=names, cells=cells, rho=rho,
+                        blocks=blocks)
     j = names.index("treated:post")
     est, se, df = float(fit.coef[j]), float(fit.se[j]), float(fit.df)
     if df < 1:
@@ -90,7 +108,10 @@ def gee_logistic(
         "risk_difference": {"estimate": rd, "se": rd_se, "ci_low": rd - q * rd_se, "ci_high": rd + q * rd_se},
         "se_robust": float(np.sqrt(fit.vcov_robust[j, j])),
         "se_mancl_derouen": float(np.sqrt(fit.vcov_mancl_derouen[j, j])),
+        "se_kauermann_carroll": float(np.sqrt(fit.vcov_kauermann_carroll[j, j])),
+        "se_fay_graubard": float(np.sqrt(fit.vcov_fay_graubard[j, j])),
         "working_corr": float(fit.working_corr),
+        "working_corr_between": fit.working_corr_between,
         "rho_method": fit.rho_method,
         "cov_struct": cov_struct,
         "converged": bool(fit.converged),
@@ -104,23 +125,30 @@ def gee_logistic(
                   n_clusters=fit.n_clusters, cluster=cluster, vcov=vcov, level=level, details=details)
 
 
-def gee_logistic_with_fallback(patients: pd.DataFrame, outcome: str, **kwargs) -> Effect:
-    """Exchangeable :func:`gee_logistic` with the iterated ρ, or the independence working model when that
-    has no solution (the working correlation runs away with pair clusters of thousands of patients; the
-    public function would hold ρ at its one-step value) or stalls; the reason is recorded in
-    ``details["fallback"]``.  Used by the batch and by ``validate-methods``, whose Monte Carlo
-    properties are those of this rule (docs/methods/validation.md)."""
+def gee_logistic_with_fallback(patients: pd.DataFrame, outcome: str, *, cov_struct: str = "exchangeable",
+                               **kwargs) -> Effect:
+    """:func:`gee_logistic` as the batch runs it, falling back to the independence working model when needed.
+
+    ``cov_struct="exchangeable"`` (default, as validated in docs/methods/validation.md): the iterated ρ, or
+    independence when that has no solution (the working correlation runs away with pair clusters of
+    thousands of patients; the public function would hold ρ at its one-step value) or stalls.
+    ``cov_struct="block_exchangeable"``: trust × period blocks within pairs with α0, α1 iterated, or held at
+    their one-step estimates when the iteration has no solution (a valid GEE: nothing falls back for that
+    reason); independence only if the block fit fails outright (a working correlation that is not positive
+    definite, separation).  The reason of a fallback is recorded in ``details["fallback"]``.  Used by the
+    batch and by ``validate-methods``, whose Monte Carlo properties are those of this rule."""
+    check_option("cov_struct", cov_struct, ("exchangeable", "block_exchangeable"))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GeeConvergenceWarning)  # handled below by the fallback
-            effect = gee_logistic(patients, outcome, cov_struct="exchangeable", **kwargs)
+            effect = gee_logistic(patients, outcome, cov_struct=cov_struct, **kwargs)
         if not effect.details.get("converged", True):
-            reason = "exchangeable GEE did not converge"
-        elif effect.details.get("rho_method") == "one-step (no joint solution)":
+            reason = f"{cov_struct} GEE did not converge"
+        elif cov_struct == "exchangeable" and effect.details.get("rho_method") == "one-step (no joint solution)":
             reason = ("exchangeable failed: the working correlation keeps growing with every update "
                       "(no joint solution of the estimating equations and the moment estimator of rho)")
         else:
             return effect
     except DataError as exc:
-        reason = f"exchangeable failed: {str(exc).splitlines()[0][:200]}"
+        reason = f"{cov_struct} failed: {str(exc).splitlines()[0][:200]}"
     return gee_logistic(patients, outcome, cov_struct="independence", **kwargs).with_details(fallback=reason)

@@ -11,20 +11,23 @@ estimator goes through a generic path that refits it for each re-randomisation
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from rp2pr_eval._options import BootWeights, RIStatistic, check_option
 from rp2pr_eval.estimators.did import LINEAR_ESTIMATORS, linear_spec
-from rp2pr_eval.estimators.prepare import scale_of
+from rp2pr_eval.estimators.gee import gee_logistic
+from rp2pr_eval.estimators.patient_did import did_logistic
+from rp2pr_eval.estimators.prepare import patient_design, prepare, scale_of
 from rp2pr_eval.models.randomisation import (
     RandomisationResult,
     pair_assignments,
     randomisation_pvalue,
     randomisation_test_linear,
 )
+from rp2pr_eval.models.score_bootstrap import score_bootstrap_logit
 from rp2pr_eval.models.wild import bootstrap_weights, wild_cluster_bootstrap_linear
 from rp2pr_eval.results.effect import Effect
 from rp2pr_eval.study.design import StudyDesign, resolve_design
@@ -170,6 +173,8 @@ def wild_cluster_bootstrap(
     regression_weights: str | None = "denominator",
     weight_matrix: np.ndarray | None = None,
     level: float = 0.95,
+    covariates: Sequence[str] | None = None,
+    cov_struct: str = "exchangeable",
 ) -> Effect:
     r"""Wild cluster bootstrap-t by pair (restricted, WCR, by default), with a confidence interval by test inversion.
 
@@ -209,6 +214,16 @@ def wild_cluster_bootstrap(
     ----------
     Cameron, Gelbach & Miller (2008) REStat 90:414; Roodman, MacKinnon, Nielsen & Webb (2019) Stata J 19:4;
     Webb (2023) Can J Econ. Stata ``boottest``; R ``fwildclusterboot::boottest``.
+
+    **Patient-level logistic estimators** (``did_logistic``, ``gee_logistic``): the restricted
+    *score* bootstrap of Kline & Santos (2012) — the model is fitted once under the null
+    (treated:post = 0; the GEE's working correlation held at its estimate), the pair-level scores
+    are perturbed with the same weights, and the cluster-robust score statistic is referred to its
+    bootstrap distribution; the interval inverts the test (one restricted fit per trial value).
+    ``covariates`` (e.g. ``rp.CASE_MIX``) and, for the GEE, ``cov_struct`` are passed to the
+    estimator; ``null=False`` is not available.  ``estimate`` and ``se`` are the estimator's
+    (CR1 for ``did_logistic``, its sandwich for ``gee_logistic``); see
+    :func:`rp2pr_eval.models.score_bootstrap.score_bootstrap_logit`.
     """
     check_option("weights", weights, BootWeights)
     if not isinstance(null, bool):
@@ -216,8 +231,15 @@ def wild_cluster_bootstrap(
     if cluster is None:
         raise ValueError("the wild cluster bootstrap needs a cluster column, e.g. 'pair_id'")
     name = _estimator_name(estimator)
+    if name in SCORE_ESTIMATORS:
+        if not null:
+            raise ValueError("the score bootstrap of did_logistic / gee_logistic is restricted only (null=True)")
+        return _score_bootstrap(patients, outcome, name, n_boot=n_boot, weights=weights, seed=seed, design=design,
+                                cluster=cluster, weight_matrix=weight_matrix, level=level, covariates=covariates,
+                                cov_struct=cov_struct)
     if name not in LINEAR_ESTIMATORS:
-        raise ValueError(f"wild_cluster_bootstrap supports {', '.join(LINEAR_ESTIMATORS)}, not {name!r}")
+        raise ValueError(f"wild_cluster_bootstrap supports {', '.join(LINEAR_ESTIMATORS + SCORE_ESTIMATORS)}, "
+                         f"not {name!r}")
     spec = linear_spec(patients, outcome, name, design=design, cluster=cluster, weights=regression_weights)
     res = wild_cluster_bootstrap_linear(spec.X, spec.y, coef_index=spec.coef_index, cluster=spec.cluster,
                                         weights=spec.weights, n_boot=n_boot, boot_weights=weights,
@@ -234,6 +256,40 @@ def wild_cluster_bootstrap(
                  "boot_weights": weights, "h0": res.h0, "regression_weights": regression_weights,
                  "null_imposed": null},
     )
+
+
+#: Patient-level logistic estimators bootstrapped by the score bootstrap.
+SCORE_ESTIMATORS = ("did_logistic", "gee_logistic")
+
+
+def _score_bootstrap(patients, outcome, name, *, n_boot, weights, seed, design, cluster, weight_matrix, level,
+                     covariates, cov_struct) -> Effect:
+    if name == "did_logistic":
+        effect = did_logistic(patients, outcome, covariates=covariates, design=design, cluster=cluster, level=level)
+        struct, corr = "independence", None
+    else:
+        effect = gee_logistic(patients, outcome, covariates=covariates, design=design, cluster=cluster,
+                              cov_struct=cov_struct, level=level)
+        struct = effect.details["cov_struct"]
+        corr = {"independence": None, "exchangeable": effect.details["working_corr"],
+                "block_exchangeable": (effect.details["working_corr"], effect.details["working_corr_between"])}[struct]
+    prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("binary",), estimator=name)
+    y = pd.to_numeric(prep.rows[prep.entry.name]).to_numpy(dtype=float)
+    X, names = patient_design(prep, covariates)
+    start = np.array([effect.details["coefficients"][n][0] for n in names])
+    blocks = None
+    if struct == "block_exchangeable":
+        blocks = (prep.rows["trust_id"].astype(str) + "/" + prep.rows["period"].astype(str)).to_numpy()
+    res = score_bootstrap_logit(X, y, prep.rows[cluster].to_numpy(), coef_index=names.index("treated:post"),
+                                start=start, se=effect.se, cov_struct=struct, working_corr=corr, blocks=blocks,
+                                n_boot=n_boot, boot_weights=weights, weight_matrix=weight_matrix, seed=seed,
+                                level=level)
+    return replace(
+        effect, estimator=f"{name}+score_bootstrap", df=None, p_value=res.p_value, ci_low=res.ci_low,
+        ci_high=res.ci_high, vcov=f"restricted score bootstrap ({weights}, {res.n_boot})",
+        details={**effect.details, "score_stat": res.score_stat, "p_value_equal_tail": res.p_value_equal_tail,
+                 "n_boot": res.n_boot, "boot_weights": weights, "h0": res.h0, "null_imposed": True,
+                 "se_method": effect.vcov})
 
 
 def shared_bootstrap_weights(n_clusters: int, n_boot: int = 9_999, kind: str = "rademacher", *, seed=1) -> np.ndarray:

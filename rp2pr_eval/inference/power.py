@@ -45,6 +45,7 @@ from scipy import stats
 
 from rp2pr_eval.errors import DataError, ParameterError
 from rp2pr_eval.estimators.prepare import aggregate_cells
+from rp2pr_eval.inference.icc import simulate_kwargs_with_icc
 from rp2pr_eval.inference.power_config import (
     PowerBackend,
     PowerCluster,
@@ -119,6 +120,7 @@ def power_simulation(
     target_power: float = 0.8,
     common_random_numbers: bool = True,
     simulate_kwargs: Mapping[str, Any] | None = None,
+    icc: pd.DataFrame | None = None,
     backend: str = "local",
     n_jobs: int | None = None,
     client: Any = None,
@@ -191,6 +193,13 @@ def power_simulation(
         Further keyword arguments of :func:`~rp2pr_eval.simulate_nlca`
         (e.g. ``{"volume_median": 40, "volume_clip": (20, 80)}``); not ``seed``,
         ``design`` or ``effects``.
+    icc
+        A frame from :func:`rp2pr_eval.icc` (e.g. of this trial) to plan the
+        next one from: the generator's trust SD of ``outcome`` and its
+        year-to-year autocorrelation are set to reproduce the latent
+        within-period ICC and the cluster autocorrelation
+        (:func:`~rp2pr_eval.inference.icc.icc_generator_settings`); entries
+        given in ``simulate_kwargs`` take precedence.
     backend
         ``"local"`` (joblib/loky processes on this machine, ``n_jobs`` workers,
         default all cores), ``"serial"`` (in this process) or ``"dask"``
@@ -240,6 +249,8 @@ def power_simulation(
     J Epidemiol 49:979; Morris, White & Crowther (2019) Stat Med 38:2074.
     """
     t_wall, t_cpu = time.perf_counter(), time.process_time()
+    if icc is not None:
+        simulate_kwargs = simulate_kwargs_with_icc(icc, outcome, design=design, simulate_kwargs=simulate_kwargs)
     cfg, grid = validate_config(design, outcome, effects, n_sims, estimator, seed=seed, alpha=alpha, vcov=vcov,
                           cluster=cluster, weights=weights, target_power=target_power,
                           common_random_numbers=common_random_numbers, simulate_kwargs=simulate_kwargs)

@@ -8,11 +8,15 @@ on public datasets, with the R/Stata equivalent calls and the agreement measured
   :func:`wald_test` — HTZ / chi-square / naive-F Wald tests of its coefficients;
 * :func:`glmm_logit` — random-intercept logit by maximum likelihood (AGHQ; Laplace with ``n_quad=1``);
 * :func:`lmm` — linear mixed model, random intercepts and optional random slopes, REML or ML;
-* :func:`gee_logit` — logistic GEE, exchangeable/independence, robust or Mancl–DeRouen sandwich;
+* :func:`gee_logit` — logistic GEE, exchangeable/independence/block exchangeable, robust, Mancl–DeRouen,
+  Kauermann–Carroll or Fay–Graubard sandwich;
 * :func:`cox` — Cox regression, Efron/Breslow ties, strata, cluster-robust variance;
 * :func:`wild_cluster_bootstrap`, :func:`randomisation_test` — resampling inference for one
   coefficient of a linear model;
 * :func:`adjust_pvalues` — Holm, Benjamini–Hochberg, Romano–Wolf on p-values or joint null draws.
+
+Also: ``models.variance_components.moment_variance_components`` (ANOVA variance components from unit
+sums) and ``models.score_bootstrap.score_bootstrap_logit`` (Kline–Santos score bootstrap).
 
 The array-level engines behind them stay importable from their modules (``models.linear.wls``,
 ``models.glmm.fit_glmm_logit``, ``models.gee.fit_gee_logit``, ``models.cox.fit_cox``,

@@ -86,7 +86,8 @@ from scipy.linalg import lapack
 from rp2pr_eval._arrays import check_design
 from rp2pr_eval._options import GeeCovStruct, GeeVcov, check_option
 from rp2pr_eval.errors import DataError
-from rp2pr_eval.models.gee_solver import GeeConvergenceWarning, fit_with_rho, sandwiches
+from rp2pr_eval.models.gee_block import BlockLayout, block_summaries, fit_block
+from rp2pr_eval.models.gee_solver import GeeConvergenceWarning, fit_with_rho, sandwich_set, sandwiches
 
 __all__ = ["GeeConvergenceWarning", "GeeFit", "fit_gee_logit"]
 
@@ -139,6 +140,12 @@ class GeeFit:
     vcov_mancl_derouen : ndarray, shape (p, p)
         Mancl–DeRouen bias-corrected sandwich (all NaN, with a warning, if a
         cluster has leverage 1 and ``vcov_type == "robust"``).
+    vcov_kauermann_carroll, vcov_fay_graubard : ndarray, shape (p, p)
+        Kauermann–Carroll (2001) and Fay–Graubard (2001, bound 0.75)
+        bias-corrected sandwiches.
+    working_corr_between : float or None
+        Block exchangeable only: the between-block correlation ``alpha1``
+        (``working_corr`` then holds the within-block ``alpha0``).
     """
 
     names: tuple[str, ...]
@@ -156,6 +163,9 @@ class GeeFit:
     vcov_robust: np.ndarray
     vcov_mancl_derouen: np.ndarray
     rho_method: str = "iterated"
+    vcov_kauermann_carroll: np.ndarray | None = None
+    vcov_fay_graubard: np.ndarray | None = None
+    working_corr_between: float | None = None
 
     @property
     def tvalues(self) -> np.ndarray:
@@ -194,6 +204,7 @@ def fit_gee_logit(
     vcov: GeeVcov = "mancl_derouen",
     names=None,
     cells=None,
+    blocks=None,
     max_iter: int = 100,
     tol: float = 1e-8,
     rho: str | float = "iterate",
@@ -209,16 +220,22 @@ def fit_gee_logit(
         Binary outcome coded 0/1 (bool accepted).
     groups : array_like, shape (N,)
         Cluster labels (any hashable values; rows need not be sorted).
-    cov_struct : {"exchangeable", "independence"}
-        Working correlation structure.
-    vcov : {"mancl_derouen", "robust"}
-        Which sandwich is returned as ``vcov``/``se``; both are always computed.
+    cov_struct : {"exchangeable", "independence", "block_exchangeable"}
+        Working correlation structure.  ``"block_exchangeable"``: correlation
+        ``alpha0`` within a block and ``alpha1`` between blocks of a cluster
+        (Li, Turner & Preisser 2018; :mod:`rp2pr_eval.models.gee_block`); needs ``blocks``.
+    vcov : {"mancl_derouen", "robust", "kauermann_carroll", "fay_graubard"}
+        Which sandwich is returned as ``vcov``/``se``; all are always computed.
     names : sequence of str, optional
         Column names; default the DataFrame's columns or ``x0, x1, ...``.
     cells : array_like, shape (N,), optional
         Labels of design cells (e.g. arm x period); a DataError is raised if the
         outcome is constant within any cell, since the cell's contrast would
         then be infinite.
+    blocks : array_like, shape (N,), optional
+        Block labels within clusters (e.g. trust × period within a pair) for
+        ``cov_struct="block_exchangeable"``; a label may recur in other
+        clusters (blocks are cluster × label).
     max_iter : int
         Maximum number of GEE coefficient updates (after the independence start).
     rho : {"iterate", "one-step"} or float
@@ -378,15 +395,32 @@ def fit_gee_logit(
         )
     _check_rank(Xa, names_t)
 
-    # Sort by cluster (stable, so within-cluster order is kept) for slicing.
-    if np.any(np.diff(codes) < 0):
-        order = np.argsort(codes, kind="stable")
-        Xa, ya, codes = Xa[order], ya[order], codes[order]
+    block = cov_struct == "block_exchangeable"
+    if block:
+        if blocks is None:
+            raise ValueError("cov_struct='block_exchangeable' needs blocks= (block labels within clusters)")
+        bcodes, _ = _check_labels(blocks, n_obs, "blocks")
+        key = codes.astype(np.int64) * (int(bcodes.max()) + 1) + bcodes
+        order = np.lexsort((key,))  # by cluster, then block (key is monotone in the cluster code)
+        Xa, ya, codes, key = Xa[order], ya[order], codes[order], key[order]
+        bounds_b = np.flatnonzero(np.diff(key)) + 1
+        block_sizes = np.diff(np.concatenate(([0], bounds_b, [n_obs])))
+        cluster_of = codes[np.concatenate(([0], bounds_b))]
+        lay = BlockLayout(Xa, ya, block_sizes, cluster_of)
+        beta, alphas, converged, n_iter, norm, stalled, rho_method = fit_block(lay, rho, max_iter, tol)
+        rho, rho_between = alphas
+    else:
+        # Sort by cluster (stable, so within-cluster order is kept) for slicing.
+        if np.any(np.diff(codes) < 0):
+            order = np.argsort(codes, kind="stable")
+            Xa, ya, codes = Xa[order], ya[order], codes[order]
+        rho_between = None
     sizes = np.bincount(codes, minlength=n_clusters)
     bounds = np.concatenate(([0], np.cumsum(sizes)))
 
-    beta, rho, converged, n_iter, norm, stalled, rho_method = fit_with_rho(Xa, ya, sizes, cov_struct, max_iter,
-                                                                            tol, rho)
+    if not block:
+        beta, rho, converged, n_iter, norm, stalled, rho_method = fit_with_rho(Xa, ya, sizes, cov_struct, max_iter,
+                                                                                tol, rho)
     if not converged:
         where = (
             f"stopped after {n_iter} iterations: no step along the Fisher-scoring direction "
@@ -401,19 +435,24 @@ def fit_gee_logit(
             stacklevel=2,
         )
 
-    vc_robust, vc_md, max_lev = sandwiches(Xa, ya, beta, rho, bounds)
+    if block:
+        vc_robust, vc_md, vc_kc, vc_fg, max_lev = sandwich_set(*block_summaries(lay, beta, (rho, rho_between)))
+    else:
+        vc_robust, vc_md, vc_kc, vc_fg, max_lev = sandwiches(Xa, ya, beta, rho, bounds, all_corrections=True)
     if not np.isfinite(max_lev) or max_lev > 1.0 - _LEVERAGE_EPS:
         msg = (
             f"a cluster has leverage {max_lev:.12g} (an eigenvalue of B_i C at 1): "
             "I - H_ii is singular and the Mancl-DeRouen correction is undefined; "
             "a covariate probably varies in one cluster only"
         )
-        if vcov == "mancl_derouen":
+        if vcov in ("mancl_derouen", "kauermann_carroll"):
             raise DataError(msg)
-        warnings.warn(msg + "; vcov_mancl_derouen set to NaN", GeeConvergenceWarning, stacklevel=2)
+        warnings.warn(msg + "; vcov_mancl_derouen and vcov_kauermann_carroll set to NaN", GeeConvergenceWarning,
+                      stacklevel=2)
         vc_md = np.full((p, p), np.nan)
+        vc_kc = np.full((p, p), np.nan)
 
-    chosen = vc_md if vcov == "mancl_derouen" else vc_robust
+    chosen = {"mancl_derouen": vc_md, "robust": vc_robust, "kauermann_carroll": vc_kc, "fay_graubard": vc_fg}[vcov]
     se = np.sqrt(np.diag(chosen))
     return GeeFit(
         names=names_t,
@@ -431,6 +470,9 @@ def fit_gee_logit(
         n_iter=int(n_iter),
         vcov_robust=_readonly(vc_robust),
         vcov_mancl_derouen=_readonly(vc_md),
+        vcov_kauermann_carroll=_readonly(vc_kc),
+        vcov_fay_graubard=_readonly(vc_fg),
+        working_corr_between=None if rho_between is None else float(rho_between),
     )
 
 

@@ -14,8 +14,8 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from rp2pr_eval.errors import DataError
 
-__all__ = ["ClusterLayout", "ClusterMoments", "GeeConvergenceWarning", "InfoSolver", "RhoRunaway", "fit_gee_beta",
-           "fit_with_rho", "one_step_rho", "sandwiches"]
+__all__ = ["ClusterLayout", "ClusterMoments", "GeeConvergenceWarning", "InfoSolver", "RhoRunaway", "check_separation", "cluster_summaries",
+           "fit_gee_beta", "fit_with_rho", "logit_start", "one_step_rho", "sandwich_set", "sandwiches"]
 
 #: Fitted probabilities closer than this to 0 or 1 signal (quasi-)separation.
 _SEPARATION_EPS = 1e-10
@@ -157,9 +157,9 @@ def fit_gee_beta(X, y, sizes, cov_struct, max_iter, tol, _trace=None, _fixed_rho
     n_max = int(sizes.max())
     exchangeable = cov_struct == "exchangeable"
 
-    beta = _logit_start(X, y)
+    beta = logit_start(X, y)
     mom = ClusterMoments(lay, beta)
-    _check_separation(mom.mu)
+    check_separation(mom.mu)
 
     n_iter, converged, stalled, norm = 0, False, False, np.inf
     rho_path: list[float] = []
@@ -216,7 +216,7 @@ def fit_gee_beta(X, y, sizes, cov_struct, max_iter, tol, _trace=None, _fixed_rho
                 _check_rho(rho, n_max, rho_path)
             break
 
-    _check_separation(mom.mu)
+    check_separation(mom.mu)
     return beta, (rho if exchangeable else 0.0), converged, n_iter, norm, stalled
 
 
@@ -328,7 +328,7 @@ def _fmt_path(path):
     return ", ".join(f"{r:.4g}" for r in path[:3]) + ", ..., " + ", ".join(f"{r:.4g}" for r in path[-3:])
 
 
-def _check_separation(mu):
+def check_separation(mu):
     n_extreme = int(np.sum(~((mu >= _SEPARATION_EPS) & (mu <= 1.0 - _SEPARATION_EPS))))
     if n_extreme:
         raise DataError(
@@ -338,7 +338,7 @@ def _check_separation(mu):
         )
 
 
-def _logit_start(X, y, max_iter=50):
+def logit_start(X, y, max_iter=50):
     """Starting values: the independence logistic MLE by Newton–Raphson.
 
     Newton steps (equilibrated Cholesky, ``O(N p^2)`` each) with step-halving
@@ -384,11 +384,10 @@ def _loglik(y, eta):
     return float(np.einsum("i,i->", y, eta) - softplus.sum())
 
 
-def sandwiches(X, y, beta, rho, bounds):
-    """Robust and Mancl–DeRouen covariances from per-cluster p x p summaries.
+def cluster_summaries(X, y, beta, rho, bounds):
+    """Per-cluster ``B_i = D_i'V_i^{-1}D_i`` (G, p, p) and ``s_i = D_i'V_i^{-1}(y_i - mu_i)`` (G, p), exchangeable rho.
 
-    Rows must be sorted by cluster, cluster ``g`` occupying
-    ``bounds[g]:bounds[g+1]``. Returns (vcov_robust, vcov_md, max_leverage).
+    Rows must be sorted by cluster, cluster ``g`` occupying ``bounds[g]:bounds[g+1]``.
     """
     p = X.shape[1]
     n_clusters = len(bounds) - 1
@@ -415,6 +414,40 @@ def sandwiches(X, y, beta, rho, bounds):
         B_g[g] = xtx
         s_g[g] = xte
 
+    return B_g, s_g
+
+
+def sandwiches(X, y, beta, rho, bounds, *, all_corrections=False):
+    """Robust and Mancl–DeRouen covariances from per-cluster p x p summaries.
+
+    Rows must be sorted by cluster, cluster ``g`` occupying
+    ``bounds[g]:bounds[g+1]``. Returns (vcov_robust, vcov_md, max_leverage), or with
+    ``all_corrections`` :func:`sandwich_set`'s (robust, md, kc, fg, max_leverage).
+    """
+    B_g, s_g = cluster_summaries(X, y, beta, rho, bounds)
+    out = sandwich_set(B_g, s_g)
+    if all_corrections:
+        return out
+    return out[0], out[1], out[4]
+
+
+#: Fay & Graubard (2001) bound on the leverage diagonal.
+FG_BOUND = 0.75
+
+
+def sandwich_set(B_g, s_g):
+    """Robust (Liang–Zeger), Mancl–DeRouen, Kauermann–Carroll and Fay–Graubard covariances from cluster summaries.
+
+    ``B_g`` (G, p, p) holds ``B_i = D_i'V_i^{-1}D_i`` and ``s_g`` (G, p) ``s_i = D_i'V_i^{-1} r_i``;
+    ``C = (Σ B_i)^{-1}``.  Each covariance is ``C (Σ u_i u_i') C`` with ``u_i = f(I - B_i C) s_i``:
+    ``f = 1`` (robust), ``(.)^{-1}`` (Mancl & DeRouen 2001), ``(.)^{-1/2}`` (Kauermann & Carroll
+    2001) — because ``H_ii = D_i C D_i' V_i^{-1}`` has rank ≤ p, ``D_i'V_i^{-1} f(I - H_ii) r_i =
+    f(I - B_i C) s_i`` for any matrix function ``f`` — and, for Fay & Graubard (2001),
+    ``u_i = diag{(1 - min(0.75, [B_i C]_jj))^{-1/2}} s_i`` (geesmv ``GEE.var.fg``).  The
+    ``-1/2`` power uses the symmetric ``S_i = C^{1/2} B_i C^{1/2}``: ``B_i C = C^{-1/2} S_i C^{1/2}``.
+    Returns ``(robust, md, kc, fg, max_leverage)``.
+    """
+    p = s_g.shape[1]
     bread = B_g.sum(axis=0)
     bread = (bread + bread.T) / 2.0
     try:
@@ -426,7 +459,13 @@ def sandwiches(X, y, beta, rho, bounds):
     vc_robust = C @ (s_g.T @ s_g) @ C
     # Cluster leverages: eigenvalues of B_i C (real, in [0, 1]).
     M = B_g @ C  # (G, p, p)
-    max_lev = float(np.max(np.linalg.eigvals(M).real))
+    evals_c, evecs_c = np.linalg.eigh(C)
+    C_half = (evecs_c * np.sqrt(np.maximum(evals_c, 0.0))) @ evecs_c.T
+    C_half_inv = (evecs_c / np.sqrt(np.maximum(evals_c, 1e-300))) @ evecs_c.T
+    S = C_half @ B_g @ C_half                       # symmetric, eigenvalues = leverages
+    S = (S + np.swapaxes(S, 1, 2)) / 2.0
+    lev, vecs = np.linalg.eigh(S)
+    max_lev = float(np.max(lev))
     I_M = np.eye(p)[None, :, :] - M
     with np.errstate(all="ignore"):
         try:
@@ -434,8 +473,18 @@ def sandwiches(X, y, beta, rho, bounds):
         except np.linalg.LinAlgError:
             u = np.full_like(s_g, np.nan)
             max_lev = np.inf
+        # B C = C^{-1/2} S C^{1/2}, so (I - B C)^{-1/2} = C^{-1/2} (I - S)^{-1/2} C^{1/2}
+        inv_sqrt = np.where(lev < 1.0, 1.0 / np.sqrt(np.maximum(1.0 - lev, 0.0)), np.nan)
+        z = np.einsum("ij,gj->gi", C_half, s_g)
+        z = np.einsum("gji,gj->gi", vecs, z) * inv_sqrt
+        z = np.einsum("gij,gj->gi", vecs, z)
+        u_kc = np.einsum("ij,gj->gi", C_half_inv, z)
     vc_md = C @ (u.T @ u) @ C
-    return _sym(vc_robust), _sym(vc_md), max_lev
+    vc_kc = C @ (u_kc.T @ u_kc) @ C
+    diag = np.einsum("gjj->gj", M)
+    u_fg = s_g / np.sqrt(1.0 - np.minimum(FG_BOUND, diag))
+    vc_fg = C @ (u_fg.T @ u_fg) @ C
+    return _sym(vc_robust), _sym(vc_md), _sym(vc_kc), _sym(vc_fg), max_lev
 
 
 def _sym(m):

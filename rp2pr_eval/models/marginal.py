@@ -20,7 +20,8 @@ def gee_logit(
     groups,
     cov_struct: str = "exchangeable",
     vcov: str = "mancl_derouen",
-    rho: str | float = "iterate",
+    rho: str | float | tuple = "iterate",
+    blocks=None,
     names=None,
     level: float = 0.95,
 ) -> ModelResult:
@@ -38,9 +39,13 @@ def gee_logit(
     groups
         Cluster column (or one label per row).
     cov_struct
-        ``"exchangeable"`` or ``"independence"``.
+        ``"exchangeable"``, ``"independence"`` or ``"block_exchangeable"`` (within-block
+        ``alpha0``, between-block ``alpha1``; needs ``blocks``).
     vcov
-        ``"mancl_derouen"`` or ``"robust"`` (both are always computed; ``info`` holds the other).
+        ``"mancl_derouen"``, ``"robust"``, ``"kauermann_carroll"`` or ``"fay_graubard"`` (all are
+        always computed; ``info`` holds the standard errors of each).
+    blocks
+        Block column (or labels) within ``groups`` for ``cov_struct="block_exchangeable"``.
     rho
         Exchangeable only: ``"iterate"`` (geepack's alternation; held at its one-step value with a
         warning when the alternation has no fixed point), ``"one-step"``, or a fixed number.
@@ -70,8 +75,10 @@ def gee_logit(
     check_option("cov_struct", cov_struct, GeeCovStruct)
     check_option("vcov", vcov, GeeVcov)
     check_level(level)
-    mf = model_frame(formula, data, extra={"groups": groups}, names=names, model="gee_logit")
-    fit = fit_gee_logit(mf.X, mf.y, mf.extra["groups"], cov_struct=cov_struct, vcov=vcov, names=mf.names, rho=rho)
+    extra = {"groups": groups} if blocks is None else {"groups": groups, "blocks": blocks}
+    mf = model_frame(formula, data, extra=extra, names=names, model="gee_logit")
+    fit = fit_gee_logit(mf.X, mf.y, mf.extra["groups"], cov_struct=cov_struct, vcov=vcov, names=mf.names, rho=rho,
+                        blocks=mf.extra.get("blocks"))
     return ModelResult(
         model="gee_logit", names=fit.names, coef=fit.coef, se=fit.se, vcov=fit.vcov, dof=float(fit.df),
         nobs=fit.n_obs, vcov_type=vcov, n_groups=fit.n_clusters, formula=mf.formula, level=level,
@@ -79,6 +86,9 @@ def gee_logit(
               "converged": fit.converged, "n_iter": fit.n_iter,
               "se_robust": dict(zip(fit.names, map(float, (fit.vcov_robust.diagonal()) ** 0.5))),
               "se_mancl_derouen": dict(zip(fit.names, map(float, (fit.vcov_mancl_derouen.diagonal()) ** 0.5))),
+              "se_kauermann_carroll": dict(zip(fit.names, map(float, fit.vcov_kauermann_carroll.diagonal() ** 0.5))),
+              "se_fay_graubard": dict(zip(fit.names, map(float, fit.vcov_fay_graubard.diagonal() ** 0.5))),
+              "working_corr_between": fit.working_corr_between,
               "n_dropped": mf.n_dropped},
         fit=fit,
     )
