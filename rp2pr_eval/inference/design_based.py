@@ -16,9 +16,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from rp2pr_eval._options import BootWeights, RIStatistic, check_option
+from rp2pr_eval._options import BootWeights, IncompletePairs, RatesType, RIStatistic, check_option
 from rp2pr_eval.estimators.did import LINEAR_ESTIMATORS, linear_spec
-from rp2pr_eval.estimators.prepare import scale_of
+from rp2pr_eval.estimators.prepare import data_outcome, one_trust_pairs, scale_of
 from rp2pr_eval.models.randomisation import (
     RandomisationResult,
     pair_assignments,
@@ -28,7 +28,6 @@ from rp2pr_eval.models.randomisation import (
 from rp2pr_eval.models.wild import bootstrap_weights, wild_cluster_bootstrap_linear
 from rp2pr_eval.results.effect import Effect
 from rp2pr_eval.study.design import StudyDesign, resolve_design
-from rp2pr_eval.study.outcomes import resolve_outcome
 
 
 def _estimator_name(estimator) -> str:
@@ -50,6 +49,8 @@ def randomisation_test(
     ci: bool = True,
     level: float = 0.95,
     n_jobs: int = 1,
+    incomplete_pairs: IncompletePairs | None = None,
+    rates: RatesType = "crude",
 ) -> RandomisationResult:
     r"""Randomisation test of no intervention effect, re-randomising pairs exactly as the trial did.
 
@@ -78,6 +79,14 @@ def randomisation_test(
     ci
         Also the interval inverting the test under a constant additive effect
         (linear estimators only).
+    incomplete_pairs
+        As for the estimators: ``"keep"`` re-randomises a one-trust pair as a unit like any other (the
+        pair still counts in the 15-of-40 draw); ``"drop"`` leaves it out, so the draws assign the
+        observed number of treated pairs among the remaining ones.
+    rates
+        ``"crude"`` or ``"adjusted"`` (case-mix-adjusted trust rates), as for the estimators.
+
+    ``patients`` may be a trust panel (linear estimators, or a refitted trust-level estimator).
 
     Returns
     -------
@@ -95,7 +104,8 @@ def randomisation_test(
         raise ValueError(f"n_draws must be a positive integer, got {n_draws!r}")
     name = _estimator_name(estimator)
     if name in LINEAR_ESTIMATORS:
-        spec = linear_spec(patients, outcome, name, design=design, cluster=cluster, weights=weights)
+        spec = linear_spec(patients, outcome, name, design=design, cluster=cluster, weights=weights,
+                           incomplete_pairs=incomplete_pairs, rates=rates)
         p = spec.fixed.shape[1]
         coef_index = p + spec.treat_names.index(spec.coef_name)
         res = randomisation_test_linear(
@@ -106,8 +116,16 @@ def randomisation_test(
         return replace(res, outcome=outcome, estimator=name)
     if not callable(estimator):
         raise ValueError(f"estimator {name!r} is not a function or one of {', '.join(LINEAR_ESTIMATORS)}")
+    check_option("incomplete_pairs", incomplete_pairs, IncompletePairs, allow_none=True)
+    check_option("rates", rates, RatesType)
+    options = {k: v for k, v in (("incomplete_pairs", incomplete_pairs), ("rates", rates))
+               if v is not None and not (k == "rates" and v == "crude")}
+    if incomplete_pairs == "drop":
+        incomplete = one_trust_pairs(patients)
+        if incomplete:
+            patients = patients.loc[~patients["pair_id"].isin(incomplete).to_numpy()]
     return _refit_randomisation(patients, outcome, estimator, int(n_draws), seed, design=design, cluster=cluster,
-                                statistic=statistic, level=level, n_jobs=n_jobs)
+                                statistic=statistic, level=level, n_jobs=n_jobs, options=options)
 
 
 def _relabel(patients: pd.DataFrame, pair_labels: np.ndarray, assignment: np.ndarray, design: StudyDesign) -> pd.DataFrame:
@@ -115,14 +133,16 @@ def _relabel(patients: pd.DataFrame, pair_labels: np.ndarray, assignment: np.nda
     return patients.assign(arm=patients["pair_id"].map(arm_of_pair).to_numpy())
 
 
-def _refit_statistic(patients, outcome, estimator, design, cluster, statistic, pair_labels, assignment):
-    e = estimator(_relabel(patients, pair_labels, assignment, design), outcome, design=design, cluster=cluster)
+def _refit_statistic(patients, outcome, estimator, design, cluster, statistic, pair_labels, assignment, options=None):
+    e = estimator(_relabel(patients, pair_labels, assignment, design), outcome, design=design, cluster=cluster,
+                  **(options or {}))
     return e.estimate if statistic == "estimate" else e.estimate / e.se
 
 
-def _refit_randomisation(patients, outcome, estimator, n_draws, seed, *, design, cluster, statistic, level, n_jobs):
+def _refit_randomisation(patients, outcome, estimator, n_draws, seed, *, design, cluster, statistic, level, n_jobs,
+                         options=None):
     design = resolve_design(design)
-    observed = estimator(patients, outcome, design=design, cluster=cluster)
+    observed = estimator(patients, outcome, design=design, cluster=cluster, **(options or {}))
     if not isinstance(observed, Effect):
         raise TypeError(f"estimator {_estimator_name(estimator)} must return an Effect")
     pairs = patients.drop_duplicates("pair_id")[["pair_id", "arm"]].sort_values("pair_id")
@@ -130,12 +150,13 @@ def _refit_randomisation(patients, outcome, estimator, n_draws, seed, *, design,
     obs = (pairs["arm"] == design.intervention_arm).to_numpy().astype(int)
     assignments, exact = pair_assignments(len(labels), int(obs.sum()), n_draws, rng=seed, observed=obs)
     if n_jobs == 1:
-        draws = [_refit_statistic(patients, outcome, estimator, design, cluster, statistic, labels, a) for a in assignments]
+        draws = [_refit_statistic(patients, outcome, estimator, design, cluster, statistic, labels, a, options)
+                 for a in assignments]
     else:
         from joblib import Parallel, delayed
 
         draws = Parallel(n_jobs=n_jobs)(delayed(_refit_statistic)(patients, outcome, estimator, design, cluster,
-                                                                   statistic, labels, a) for a in assignments)
+                                                                   statistic, labels, a, options) for a in assignments)
     draws = np.asarray(draws, dtype=float)
     t_obs = observed.estimate if statistic == "estimate" else observed.estimate / observed.se
     p, se = randomisation_pvalue(t_obs, draws, exact=exact)
@@ -170,6 +191,8 @@ def wild_cluster_bootstrap(
     regression_weights: str | None = "denominator",
     weight_matrix: np.ndarray | None = None,
     level: float = 0.95,
+    incomplete_pairs: IncompletePairs | None = None,
+    rates: RatesType = "crude",
 ) -> Effect:
     r"""Wild cluster bootstrap-t by pair (restricted, WCR, by default), with a confidence interval by test inversion.
 
@@ -197,6 +220,10 @@ def wild_cluster_bootstrap(
         (see :func:`~rp2pr_eval.models.wild.wild_cluster_bootstrap_linear`).
     weight_matrix
         (n_boot, G) weights to share across outcomes (columns in sorted cluster order).
+    incomplete_pairs, rates
+        As for the estimators (a kept one-trust pair is one bootstrap cluster).
+
+    ``patients`` may be a trust panel.
 
     Returns
     -------
@@ -218,7 +245,8 @@ def wild_cluster_bootstrap(
     name = _estimator_name(estimator)
     if name not in LINEAR_ESTIMATORS:
         raise ValueError(f"wild_cluster_bootstrap supports {', '.join(LINEAR_ESTIMATORS)}, not {name!r}")
-    spec = linear_spec(patients, outcome, name, design=design, cluster=cluster, weights=regression_weights)
+    spec = linear_spec(patients, outcome, name, design=design, cluster=cluster, weights=regression_weights,
+                       incomplete_pairs=incomplete_pairs, rates=rates)
     res = wild_cluster_bootstrap_linear(spec.X, spec.y, coef_index=spec.coef_index, cluster=spec.cluster,
                                         weights=spec.weights, n_boot=n_boot, boot_weights=weights,
                                         weight_matrix=weight_matrix, seed=seed, level=level, ci=True, null=null)
@@ -226,13 +254,14 @@ def wild_cluster_bootstrap(
     variant = "WCR" if null else "WCU"
     return Effect(
         outcome=outcome, estimator=f"{name}+wild", estimand=f"{name} estimate, wild cluster bootstrap-t inference",
-        scale=scale_of(resolve_outcome(patients, outcome), "mean_log"),
+        scale=scale_of(data_outcome(patients, outcome), "mean_log"),
         estimate=res.estimate, se=res.se, ci_low=res.ci_low, ci_high=res.ci_high, p_value=res.p_value, df=None,
         n_obs=len(spec.y), n_trusts=int(spec.trust.max() + 1), n_clusters=n_clusters, cluster=cluster,
         vcov=f"{variant} bootstrap-t ({weights}, {res.n_boot})", level=level,
         details={"t_stat": res.t_stat, "p_value_equal_tail": res.p_value_equal_tail, "n_boot": res.n_boot,
                  "boot_weights": weights, "h0": res.h0, "regression_weights": regression_weights,
-                 "null_imposed": null},
+                 "null_imposed": null, "rates": rates,
+                 **({"incomplete_pairs": incomplete_pairs} if incomplete_pairs is not None else {})},
     )
 
 
