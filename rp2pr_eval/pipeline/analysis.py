@@ -34,15 +34,18 @@ from rp2pr_eval.inference.design_based import (
     randomisation_test,
     wild_cluster_bootstrap,
 )
+from rp2pr_eval.data.panel import is_trust_panel
 from rp2pr_eval.results.outcome import OutcomeAnalysis
 from rp2pr_eval.study.design import StudyDesign, resolve_design
-from rp2pr_eval.study.outcomes import CASE_MIX, resolve_outcome
+from rp2pr_eval.study.outcomes import CASE_MIX, OUTCOMES, resolve_outcome
 
 #: Every estimator step, in report order (the primary analysis first).
 ESTIMATORS: tuple[str, ...] = (
     "ancova", "did_aggregate", "did_twfe", "mixed_linear", "did_logistic", "mixed_logistic", "gee_logistic",
     "did_cox", "event_study", "randomisation_test", "wild_cluster_bootstrap",
 )
+#: Estimators that need the patient table (not applicable to a trust panel).
+PATIENT_LEVEL: frozenset[str] = frozenset({"did_logistic", "mixed_logistic", "gee_logistic", "did_cox"})
 _KINDS = {
     "binary": set(ESTIMATORS) - {"did_cox"},
     "continuous": {"ancova", "did_aggregate", "did_twfe", "mixed_linear", "event_study", "randomisation_test",
@@ -83,9 +86,15 @@ def analyse_outcome(
     others.  The randomisation test and the wild bootstrap use the ANCOVA
     (primary) specification; the randomisation draws are seeded by ``seed`` so
     all outcomes share the same re-randomisations (Romano–Wolf).
+
+    ``patients`` may be a trust panel (``rp2pr-eval run --panel``): the trust-level estimators, the
+    randomisation test and the wild bootstrap run on it (the same numbers as from the patients); the
+    patient-level models, and every estimator of a continuous outcome, are recorded in ``skipped`` as
+    "not applicable to a trust panel" with the reason.
     """
     design = resolve_design(design)
-    entry = resolve_outcome(patients, outcome)
+    from_panel = is_trust_panel(patients)          # rp2pr-eval run --panel: trust-level estimators only
+    entry = OUTCOMES[outcome] if from_panel and outcome in OUTCOMES else resolve_outcome(patients, outcome)
     wanted = list(ESTIMATORS if estimators is None else estimators)
     unknown = [e for e in wanted if e not in ESTIMATORS]
     if unknown:
@@ -112,6 +121,12 @@ def analyse_outcome(
     for name in wanted:
         if name not in _KINDS[entry.kind]:
             result.skipped[name] = f"does not apply to {entry.kind} outcomes"
+            continue
+        if from_panel and (entry.kind != "binary" or name in PATIENT_LEVEL):
+            result.skipped[name] = ("not applicable to a trust panel: " + (
+                "it carries numerator/denominator counts only, not the patients' values of a "
+                f"{entry.kind} outcome" if entry.kind != "binary" else
+                "a patient-level model needs the patient table (case mix per patient)"))
             continue
         start = time.perf_counter()
         try:
@@ -148,8 +163,14 @@ def analyse_outcome(
         # What the figures need, disclosure-controlled here so that the saved results are safe to send
         # (the figures are redrawn from them without refitting): arm-year rates, not trust-year counts.
         policy = policy_for_design(design)
-        by_year = trust_panel(patients, outcome, by="audit_year", design=design, validate=False)
+        if from_panel:
+            from rp2pr_eval.data.panel import panel_by_period
+
+            by_year = patients.loc[patients["outcome"] == outcome].reset_index(drop=True)
+            by_period = panel_by_period(by_year, design=design)
+        else:
+            by_year = trust_panel(patients, outcome, by="audit_year", design=design, validate=False)
+            by_period = trust_panel(patients, outcome, by="period", design=design, validate=False)
         result.trends = protected_trends(by_year, policy, level=level)
-        by_period = trust_panel(patients, outcome, by="period", design=design, validate=False)
         result.panel_period = protected_funnel_panel(by_period, policy)
     return result

@@ -148,6 +148,8 @@ class RunConfig:
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     outcome_settings: Mapping[str, AnalysisSettings] = field(default_factory=dict)
     power: PowerSettings = field(default_factory=PowerSettings)
+    #: ``"patients"`` (a patient table) or ``"panel"`` (a trust panel: ``rp2pr-eval run --panel``)
+    data_kind: str = "patients"
 
     def settings_for(self, outcome: str) -> AnalysisSettings:
         return self.outcome_settings.get(outcome, self.analysis)
@@ -161,6 +163,7 @@ class RunConfig:
             "primary_outcomes": list(self.primary_outcomes), "analysis": self.analysis.to_parameters(),
             "outcome_settings": {k: v.to_parameters() for k, v in self.outcome_settings.items()},
             "power": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.power).items()},
+            "data_kind": self.data_kind,
         }
 
     @classmethod
@@ -170,8 +173,8 @@ class RunConfig:
             raise ParameterError(f"{source}: expected a mapping of run parameters, got {type(values).__name__}")
         known = {"params_dir", "data", "design", "design_path", "out", "seed", "jobs", "notebooks", "outcomes",
                  "primary_outcomes", "analysis", "outcome_settings", "power"}
-        unknown = sorted(set(values) - known)
-        missing = sorted(known - set(values))
+        unknown = sorted(set(values) - known - {"data_kind"})
+        missing = sorted(known - set(values))     # data_kind is optional (manifests before it default to patients)
         if unknown or missing:
             raise ParameterError(f"{source}: not a resolved parameter set "
                                  f"({'unknown key ' + repr(unknown[0]) if unknown else 'missing key ' + repr(missing[0])})")
@@ -204,7 +207,7 @@ class RunConfig:
                    design_path=values["design_path"], out=values["out"], seed=values["seed"], jobs=values["jobs"],
                    notebooks=tuple(values["notebooks"]), outcomes=tuple(values["outcomes"]),
                    primary_outcomes=tuple(values["primary_outcomes"]), analysis=base, outcome_settings=per_outcome,
-                   power=power)
+                   power=power, data_kind=_data_kind(values.get("data_kind", "patients"), source))
 
     def with_overrides(self, **kwargs: Any) -> "RunConfig":
         """Command-line overrides (``--data``, ``--out``, ``--jobs``, ``--seed``, ``--outcome``)."""
@@ -214,9 +217,17 @@ class RunConfig:
             values["outcomes"] = tuple(values["outcomes"])
         if "jobs" in values and values["jobs"] < 1:
             raise ParameterError(f"--jobs must be ≥ 1, got {values['jobs']}")
+        if "data_kind" in values:
+            _data_kind(values["data_kind"], "--panel")
         if "seed" in values and not 0 <= values["seed"] < 2**63:
             raise ParameterError(f"--seed must be a non-negative integer, got {values['seed']}")
         return replace(self, **values)
+
+
+def _data_kind(value: object, source: str) -> str:
+    if value not in ("patients", "panel"):
+        raise ParameterError(f"{source}: data_kind must be 'patients' or 'panel', got {short_repr(value)}")
+    return str(value)
 
 
 def _check_outcomes(names: list[str], source: str, key: str) -> None:

@@ -60,6 +60,14 @@ class NotebookSetup:
         """Keyword options of :func:`rp2pr_eval.analyse_outcome` from :attr:`settings` (JSON-native)."""
         return self.settings.to_parameters()
 
+    def load_data(self):
+        """The run's data: the patient table, or the trust panel of ``rp2pr-eval run --panel`` (validated)."""
+        from rp2pr_eval.data.io import load_panel, load_patients
+
+        if self.config.data_kind == "panel":
+            return load_panel(self.data_path, design=self.design)
+        return load_patients(self.data_path, design=self.design)
+
     @property
     def power(self) -> PowerSettings:
         return self.config.power
