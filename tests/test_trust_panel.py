@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -292,3 +293,40 @@ def test_adjusted_rates_equal_the_models_fitted_by_hand(small_patients):
     assert tw.se == pytest.approx(float(np.asarray(fit.bse)[0]), abs=1e-12)
     with pytest.raises(rp.DataError, match="rates='adjusted' needs a binary outcome"):
         rp.ancova(small_patients, "days_referral_to_treatment", rates="adjusted")
+
+
+# --------------------------------------------------------------------------- run options
+def test_analyse_outcome_passes_incomplete_pairs_and_rates(small_patients):
+    lost, _ = _lose_a_trust(small_patients, "P03")
+    analysis = rp.analyse_outcome(lost, "active_treatment", estimators=["ancova", "did_logistic", "randomisation_test"],
+                                  incomplete_pairs="keep", rates="adjusted", ri_draws=99)
+    direct = rp.ancova(lost, "active_treatment", incomplete_pairs="keep", rates="adjusted")
+    assert analysis.effects["ancova"].estimate == direct.estimate and analysis.effects["ancova"].se == direct.se
+    assert analysis.effects["did_logistic"].details["incomplete_pairs"]["option"] == "keep"
+    assert analysis.effects["randomisation_test"].details["rates"] == "adjusted"
+    days = rp.analyse_outcome(lost, "days_referral_to_treatment", estimators=["ancova"], incomplete_pairs="drop",
+                              rates="adjusted")
+    assert days.effects["ancova"].details["rates"] == "crude"      # adjusted rates are for binary outcomes
+
+
+def test_run_parameters_take_incomplete_pairs_and_rates(tmp_path):
+    from rp2pr_eval.pipeline.config import load_run_config
+
+    from rp2pr_eval import paths
+
+    params = tmp_path / "p"
+    shutil.copytree(paths.PACKAGE_DIR.parent / "parameters", params)
+    text = (params / "run.yaml").read_text()
+    (params / "run.yaml").write_text(text.replace("incomplete_pairs: null", "incomplete_pairs: drop")
+                                     .replace("rates: crude", "rates: adjusted")
+                                     .replace("data: ../data/synthetic/nlca_patients.csv.gz",
+                                              f"data: {paths.PACKAGE_DIR.parent / 'data/synthetic/nlca_patients.csv.gz'}"))
+    config = load_run_config(params)
+    assert config.analysis.incomplete_pairs == "drop" and config.analysis.rates == "adjusted"
+    assert config.incomplete_pairs == "drop"
+    assert config.settings_for("active_treatment").to_parameters()["rates"] == "adjusted"
+    (params / "run.yaml").write_text(text.replace("rates: crude", "rates: smoothed")
+                                     .replace("data: ../data/synthetic/nlca_patients.csv.gz",
+                                              f"data: {paths.PACKAGE_DIR.parent / 'data/synthetic/nlca_patients.csv.gz'}"))
+    with pytest.raises(rp.ParameterError, match=r"analysis\.'rates' = 'smoothed' is not valid; expected one of \['crude', 'adjusted'\]"):
+        load_run_config(params)

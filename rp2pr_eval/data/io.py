@@ -43,6 +43,7 @@ def load_patients(
     validate: bool = True,
     max_rows: int | None = DEFAULT_MAX_ROWS,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    incomplete_pairs: str | None = None,
 ) -> pd.DataFrame:
     """Read a patient table (CSV, gzipped CSV, Parquet, Stata, SAS or Excel) and validate it.
 
@@ -61,6 +62,8 @@ def load_patients(
         post patients give a :class:`PeriodCoverageWarning`.
     max_rows, max_bytes
         Bounds on the input (rows; file size, decompressed for ``.csv.gz``); ``None``: no bound.
+    incomplete_pairs
+        ``None`` (a pair with one trust is an error), ``"keep"`` or ``"drop"`` (accepted; see the estimators).
 
     Raises
     ------
@@ -95,7 +98,7 @@ def load_patients(
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                validate_patients(frame, design=design, missing_period="warn")
+                validate_patients(frame, design=design, missing_period="warn", incomplete_pairs=incomplete_pairs)
         except DataError as exc:
             raise DataError(f"{path}: {exc}") from None
         for w in caught:

@@ -77,7 +77,8 @@ def trust_panel(
     check_option("by", by, PanelBy)
     design = resolve_design(design)
     if validate:
-        validate_patients(patients, design=design, missing_period="ignore")
+        validate_patients(patients, design=design, missing_period="ignore",
+                      incomplete_pairs="keep")  # descriptive: a pair that lost a trust is shown as it is
     entry = resolve_outcome(patients, outcome)
     rows, dropped = analysis_rows(patients, entry)
     if rows.empty:

@@ -57,6 +57,9 @@ def gee_logistic(
     with a valid sandwich, recorded in ``details["rho_method"]``.
     ``"one-step"`` asks for that estimate directly; a number fixes ρ.
 
+    ``incomplete_pairs``: a pair with one trust is refused (``None``), kept as a one-trust cluster
+    (``"keep"``) or left out with a note (``"drop"``), as in :func:`rp2pr_eval.did_aggregate`.
+
     References
     ----------
     Liang & Zeger (1986) Biometrika 73:13; Mancl & DeRouen (2001) Biometrics 57:126;

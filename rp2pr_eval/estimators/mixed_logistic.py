@@ -70,6 +70,9 @@ def mixed_logistic(
     at their trusts' conditional modes; delta-method SE over β),
     ``trust_effects`` (records ``trust_id, arm, mode, se, ci_low, ci_high``).
 
+    ``incomplete_pairs``: a pair with one trust is refused (``None``), kept as a one-trust cluster
+    (``"keep"``) or left out with a note (``"drop"``), as in :func:`rp2pr_eval.did_aggregate`.
+
     References
     ----------
     Pinheiro & Bates (1995) JCGS 4:12; Bates et al. (2015) J Stat Softw 67(1);

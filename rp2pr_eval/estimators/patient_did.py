@@ -63,6 +63,9 @@ def did_logistic(
 
     ``covariates`` defaults to none; pass ``rp.CASE_MIX`` for case-mix
     adjustment (missing performance status/stage are their own level).
+
+    ``incomplete_pairs``: a pair with one trust is refused (``None``), kept as a one-trust cluster
+    (``"keep"``) or left out with a note (``"drop"``), as in :func:`rp2pr_eval.did_aggregate`.
     """
     check_option("vcov", vcov, ("CR1",))
     check_level(level)
@@ -145,6 +148,9 @@ def did_cox(
     — exactly R ``coxph(..., ties = "efron", cluster = pair_id)``, normal
     reference.  The estimate is the treated:post log hazard ratio (negative =
     longer survival).
+
+    ``incomplete_pairs``: a pair with one trust is refused (``None``), kept as a one-trust cluster
+    (``"keep"``) or left out with a note (``"drop"``), as in :func:`rp2pr_eval.did_aggregate`.
     """
     check_level(level)
     from rp2pr_eval.models.cox import fit_cox

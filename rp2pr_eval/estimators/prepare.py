@@ -294,7 +294,8 @@ def _prepare_adjusted(patients: pd.DataFrame, entry: Outcome, *, design, cluster
 
     if entry.kind != "binary":
         raise DataError(f"{estimator}: rates='adjusted' needs a binary outcome; {entry.name!r} is {entry.kind}")
-    rates = case_mix_adjusted_rates(patients, entry.name, covariates=case_mix, by="audit_year", design=design)
+    rates = case_mix_adjusted_rates(patients, entry.name, covariates=case_mix, by="audit_year", design=design,
+                                    incomplete_pairs=incomplete_pairs)
     rows = rates.table[["trust_id", "pair_id", "arm", "audit_year", "outcome", "numerator", "denominator",
                         "expected"]]
     if cluster is not None and cluster not in rows.columns:

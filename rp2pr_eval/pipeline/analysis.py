@@ -77,6 +77,8 @@ def analyse_outcome(
     gee_vcov: str = "mancl_derouen",
     level: float = 0.95,
     seed: int = 1,
+    incomplete_pairs: str | None = None,
+    rates: str = "crude",
 ) -> OutcomeAnalysis:
     """Run every requested estimator that applies to ``outcome`` (see :data:`ESTIMATORS`).
 
@@ -90,7 +92,8 @@ def analyse_outcome(
     ``patients`` may be a trust panel (``rp2pr-eval run --panel``): the trust-level estimators, the
     randomisation test and the wild bootstrap run on it (the same numbers as from the patients); the
     patient-level models, and every estimator of a continuous outcome, are recorded in ``skipped`` as
-    "not applicable to a trust panel" with the reason.
+    "not applicable to a trust panel" with the reason.  ``incomplete_pairs`` goes to every estimator,
+    ``rates`` to the trust-level ones (docs/METHODS.md).
     """
     design = resolve_design(design)
     from_panel = is_trust_panel(patients)          # rp2pr-eval run --panel: trust-level estimators only
@@ -101,13 +104,16 @@ def analyse_outcome(
         raise ValueError(f"unknown estimator(s) {unknown}; expected names from {', '.join(ESTIMATORS)}")
     covariates = list(covariates) if covariates is not None else None
     result = OutcomeAnalysis(outcome=entry.name, label=entry.label, kind=entry.kind, effects={})
-    common = dict(design=design, cluster=cluster)
+    common = dict(design=design, cluster=cluster, incomplete_pairs=incomplete_pairs)
+    # trust-level estimators, RI and bootstrap: crude or case-mix-adjusted rates (binary outcomes; others as they are)
+    trust = dict(rates=rates if entry.kind == "binary" else "crude")
     steps = {
-        "ancova": lambda: ancova(patients, outcome, vcov=vcov, weights=weights, level=level, **common),
-        "did_aggregate": lambda: did_aggregate(patients, outcome, vcov=vcov, weights=weights, level=level, **common),
+        "ancova": lambda: ancova(patients, outcome, vcov=vcov, weights=weights, level=level, **common, **trust),
+        "did_aggregate": lambda: did_aggregate(patients, outcome, vcov=vcov, weights=weights, level=level, **common,
+                                               **trust),
         "did_twfe": lambda: did_twfe(patients, outcome, vcov="CR1" if vcov == "CR3" else vcov, weights=weights,
-                                     level=level, **common),
-        "mixed_linear": lambda: mixed_linear(patients, outcome, level=level, **common),
+                                     level=level, **common, **trust),
+        "mixed_linear": lambda: mixed_linear(patients, outcome, level=level, **common, **trust),
         "did_logistic": lambda: did_logistic(patients, outcome, covariates=covariates, level=level, **common),
         "mixed_logistic": lambda: mixed_logistic(patients, outcome, covariates=covariates, n_quad=n_quad,
                                                  level=level, **common),
@@ -116,7 +122,8 @@ def analyse_outcome(
         "did_cox": lambda: did_cox(patients, outcome, covariates=covariates, level=level, **common),
         "wild_cluster_bootstrap": lambda: wild_cluster_bootstrap(patients, outcome, "ancova", boot_draws,
                                                                  weights=boot_weights, seed=seed,
-                                                                 regression_weights=weights, level=level, **common),
+                                                                 regression_weights=weights, level=level, **common,
+                                                                 **trust),
     }
     for name in wanted:
         if name not in _KINDS[entry.kind]:
@@ -134,12 +141,12 @@ def analyse_outcome(
                 warnings.simplefilter("default")
                 if name == "event_study":
                     result.event_study = event_study(patients, outcome, vcov=vcov, weights=weights, level=level,
-                                                     **common)
+                                                     **common, **trust)
                 elif name == "randomisation_test":
                     primary = result.effects.get("ancova") or ancova(patients, outcome, vcov=vcov, weights=weights,
-                                                                      level=level, **common)
+                                                                      level=level, **common, **trust)
                     ri = randomisation_test(patients, outcome, "ancova", ri_draws, seed, statistic=ri_statistic,
-                                            weights=weights, level=level, **common)
+                                            weights=weights, level=level, **common, **trust)
                     result.effects["randomisation_test"] = randomisation_effect(ri, primary).with_details(
                         step="randomisation_test")
                     result.randomisation = {"observed": ri.observed_statistic, "p_value": ri.p_value,

@@ -210,10 +210,11 @@ def run_evaluation(config: RunConfig, *, run_id: str | None = None, progress: bo
         from rp2pr_eval.data.io import load_panel
         from rp2pr_eval.pipeline.preflight import preflight_panel
 
-        patients = load_panel(data, design=config.design)
+        patients = load_panel(data, design=config.design, incomplete_pairs=config.incomplete_pairs)
         preflight_panel(config, patients)
     else:
-        patients = load_patients(data, design=config.design)   # validate before any notebook starts
+        patients = load_patients(data, design=config.design,   # validate before any notebook starts
+                                 incomplete_pairs=config.incomplete_pairs)
         preflight(config, patients)
     out_root = Path(config.out).expanduser().resolve()
     try:

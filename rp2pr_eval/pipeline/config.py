@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
-from rp2pr_eval._options import BootWeights, GeeVcov, RIStatistic, VcovType
+from rp2pr_eval._options import BootWeights, GeeVcov, IncompletePairs, RatesType, RIStatistic, VcovType
 from rp2pr_eval.errors import ParameterError
 from rp2pr_eval.files import MAX_PARAMETER_BYTES, read_yaml, short_repr
 from rp2pr_eval.pipeline.analysis import ESTIMATORS
@@ -91,6 +91,10 @@ class AnalysisSettings:
     n_quad: int = 25
     gee_vcov: str = "mancl_derouen"
     level: float = 0.95
+    #: a pair with one trust: None (refuse), "keep" or "drop" (docs/METHODS.md)
+    incomplete_pairs: str | None = None
+    #: trust-level estimators on "crude" or case-mix-"adjusted" rates
+    rates: str = "crude"
 
     def to_parameters(self) -> dict[str, Any]:
         """JSON-native notebook parameters."""
@@ -106,6 +110,7 @@ _ANALYSIS_SPEC: dict[str, Any] = {
     "weights": ("denominator", None), "covariates": "str_list", "ri_draws": int,
     "ri_statistic": tuple(RIStatistic.__args__), "boot_draws": int, "boot_weights": tuple(BootWeights.__args__),
     "n_quad": int, "gee_vcov": tuple(GeeVcov.__args__), "level": float,
+    "incomplete_pairs": (*IncompletePairs.__args__, None), "rates": tuple(RatesType.__args__),
 }
 
 
@@ -153,6 +158,12 @@ class RunConfig:
 
     def settings_for(self, outcome: str) -> AnalysisSettings:
         return self.outcome_settings.get(outcome, self.analysis)
+
+    @property
+    def incomplete_pairs(self) -> str | None:
+        """What loading the data accepts: ``"keep"``/``"drop"`` if any outcome's settings choose it, else ``None``."""
+        chosen = {s.incomplete_pairs for s in (self.analysis, *self.outcome_settings.values())} - {None}
+        return sorted(chosen)[0] if chosen else None
 
     def to_dict(self) -> dict[str, Any]:
         """Everything resolved, JSON-native (for the manifest)."""
