@@ -24,6 +24,8 @@ PoissonCI = Literal["exact", "byar"]
 SensitivityRestriction = Literal["relative_magnitudes", "smoothness"]
 SensitivityMethod = Literal["C-LF", "conditional", "FLCI"]
 SmallSample = Literal["t", "normal"]
+IncompletePairs = Literal["drop", "keep"]   # or None: refuse a pair with one trust
+RatesType = Literal["crude", "adjusted"]
 
 
 def check_option(name: str, value: object, allowed: object, *, allow_none: bool = False) -> None:

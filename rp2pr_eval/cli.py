@@ -181,9 +181,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rp2pr_eval.pipeline.batch import run_evaluation
     from rp2pr_eval.pipeline.config import load_run_config
 
+    if args.data is not None and args.panel is not None:
+        raise UserError("give --data (a patient table) or --panel (a trust panel), not both")
     config = load_run_config(args.params).with_overrides(
-        data=_cwd_path(args.data), out=_cwd_path(args.out), jobs=args.jobs, seed=args.seed,
-        outcomes=tuple(args.outcome) if args.outcome else None)
+        data=_cwd_path(args.data if args.panel is None else args.panel), out=_cwd_path(args.out), jobs=args.jobs,
+        seed=args.seed, outcomes=tuple(args.outcome) if args.outcome else None,
+        data_kind="panel" if args.panel is not None else None)
     result = run_evaluation(config, run_id=args.run_id, progress=not args.quiet)
     for note in result.notes:
         print(f"  note: {note}", file=sys.stderr)
@@ -404,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parameter folder (run.yaml, design.yaml, outcomes/; paths inside relative to it); "
                         "default: the project's parameters/")
     p.add_argument("--data", help="patient table (overrides run.yaml)")
+    p.add_argument("--panel", metavar="FILE",
+                   help="run from a trust panel instead (trust_id, pair_id, arm, audit_year, outcome, numerator, "
+                        "denominator): trust-level estimators only, the others recorded as not applicable")
     p.add_argument("--out", help="output root folder (overrides run.yaml)")
     p.add_argument("--jobs", type=int, help="parallel notebook kernels (overrides run.yaml)")
     p.add_argument("--outcome", action="append", metavar="NAME", help="outcome to analyse; repeatable")

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -219,3 +220,37 @@ def test_audit_command_flags_patient_rows_and_small_counts(finished_run, small_d
     assert "tables/leak.csv: shows a 'patient_id' column" in out
     assert "tables/leak.csv: shows 3 patient id(s)" in out
     assert "tables/small.csv" in out
+
+
+def test_run_from_a_trust_panel(tmp_path, small_data, finished_run, capsys):
+    """``rp2pr-eval run --panel``: the trust-level results equal the patient run's; the rest is not applicable."""
+    patients = rp.load_patients(small_data)
+    binary = [o for o in OUTCOMES if rp.OUTCOMES[o].kind == "binary"]
+    panel = pd.concat([rp.trust_panel(patients, o, by="audit_year") for o in binary], ignore_index=True)
+    panel_file = tmp_path / "trust_panel.csv"
+    panel.drop(columns="rate").to_csv(panel_file, index=False)
+    params = _write_params(tmp_path / "parameters", small_data, tmp_path / "outputs",
+                           outcomes=["active_treatment", "cns_seen", "days_referral_to_treatment"])
+    assert main(["run", "--params", str(params), "--panel", str(panel_file), "--run-id", "p1", "--quiet"]) == 0
+    run = tmp_path / "outputs" / "p1"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["data_kind"] == "panel" and manifest["parameters"]["data_kind"] == "panel"
+    assert {n["name"] for n in manifest["notebooks"]} == {
+        "20_summary", "30_power", *(f"10_outcome_analysis__{o}" for o in
+                                    ("active_treatment", "cns_seen", "days_referral_to_treatment"))}
+    assert all(n["status"] == "ok" for n in manifest["notebooks"])
+    na = manifest["not_applicable"]
+    assert "active_treatment / did_logistic: not applicable to a trust panel: a patient-level model needs the " \
+           "patient table (case mix per patient)" in na
+    assert any(s.startswith("days_referral_to_treatment / ancova: not applicable to a trust panel: it carries "
+                            "numerator/denominator counts only") for s in na)
+    assert manifest["audit"] == []
+    ours = {e.details["step"]: e for e in rp.load_effects(run / "results" / "active_treatment.json")}
+    theirs = {e.details["step"]: e for e in rp.load_effects(finished_run / "results" / "active_treatment.json")}
+    assert set(ours) == {"ancova", "did_aggregate", "did_twfe", "mixed_linear", "randomisation_test",
+                         "wild_cluster_bootstrap"}
+    for step, e in ours.items():
+        for field in ("estimate", "se", "ci_low", "ci_high", "p_value"):
+            assert abs(getattr(e, field) - getattr(theirs[step], field)) <= 1e-12, (step, field)
+    assert main(["run", "--params", str(params), "--panel", str(panel_file), "--data", str(small_data), "--quiet"]) != 0
+    assert "give --data (a patient table) or --panel (a trust panel), not both" in capsys.readouterr().err

@@ -43,6 +43,7 @@ COLUMN_RULES: dict[str, ColumnRule] = {
 #: Columns read as text by the loaders (never converted to numbers).
 TEXT_COLUMNS: tuple[str, ...] = ("patient_id", "trust_id", "pair_id", "arm", "sex", "stage", "histology")
 
-#: Required columns of a trust panel (DATA_CONTRACT §2) for binary outcomes.
-PANEL_COLUMNS: tuple[str, ...] = ("trust_id", "pair_id", "arm", "outcome", "numerator", "denominator", "rate")
+#: Required columns of a trust panel (DATA_CONTRACT §2) for binary outcomes (``rate`` is optional), besides
+#: ``audit_year`` or ``period``.
+PANEL_COLUMNS: tuple[str, ...] = ("trust_id", "pair_id", "arm", "outcome", "numerator", "denominator")
 PERIODS: tuple[str, ...] = ("pre", "during", "post")

@@ -88,5 +88,6 @@ def trend_panels(patients: pd.DataFrame, outcomes, *, design: StudyDesign | None
     from rp2pr_eval.data.validate import validate_patients
 
     design = resolve_design(design)
-    validate_patients(patients, design=design, missing_period="ignore")
+    validate_patients(patients, design=design, missing_period="ignore",
+                      incomplete_pairs="keep")  # descriptive: a pair that lost a trust is shown as it is
     return {o: trust_panel(patients, o, by="audit_year", design=design, validate=False) for o in outcomes}

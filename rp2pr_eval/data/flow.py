@@ -65,7 +65,8 @@ def flow_counts(patients: pd.DataFrame, outcome: str | None = None, *, design: S
     """
     design = resolve_design(design)
     if validate:
-        validate_patients(patients, design=design, missing_period="ignore")
+        validate_patients(patients, design=design, missing_period="ignore",
+                      incomplete_pairs="keep")  # descriptive: a pair that lost a trust is shown as it is
     for col in ("trust_id", "pair_id", "arm", "audit_year"):
         if col not in patients.columns:
             raise DataError(f"flow_counts: the patient table has no {col!r} column")

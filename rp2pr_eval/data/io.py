@@ -43,6 +43,7 @@ def load_patients(
     validate: bool = True,
     max_rows: int | None = DEFAULT_MAX_ROWS,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    incomplete_pairs: str | None = None,
 ) -> pd.DataFrame:
     """Read a patient table (CSV, gzipped CSV, Parquet, Stata, SAS or Excel) and validate it.
 
@@ -61,6 +62,8 @@ def load_patients(
         post patients give a :class:`PeriodCoverageWarning`.
     max_rows, max_bytes
         Bounds on the input (rows; file size, decompressed for ``.csv.gz``); ``None``: no bound.
+    incomplete_pairs
+        ``None`` (a pair with one trust is an error), ``"keep"`` or ``"drop"`` (accepted; see the estimators).
 
     Raises
     ------
@@ -95,11 +98,58 @@ def load_patients(
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                validate_patients(frame, design=design, missing_period="warn")
+                validate_patients(frame, design=design, missing_period="warn", incomplete_pairs=incomplete_pairs)
         except DataError as exc:
             raise DataError(f"{path}: {exc}") from None
         for w in caught:
             warnings.warn(f"{path}: {w.message}", w.category, stacklevel=2)
+    return frame
+
+
+#: Columns of a trust panel read as text.
+PANEL_TEXT_COLUMNS: tuple[str, ...] = ("trust_id", "pair_id", "arm", "outcome", "period")
+
+
+def load_panel(
+    path: str | Path,
+    *,
+    design: StudyDesign | None = None,
+    incomplete_pairs: str | None = None,
+    max_rows: int | None = DEFAULT_MAX_ROWS,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+) -> pd.DataFrame:
+    """Read a trust panel (DATA_CONTRACT §2) from CSV, gzipped CSV, Parquet, Stata, SAS or Excel and validate it.
+
+    The file holds one row per trust × audit year (or period) × outcome with ``trust_id, pair_id, arm,
+    audit_year (or period), outcome, numerator, denominator`` (``rate`` optional) — what
+    :func:`rp2pr_eval.trust_panel` returns (``by="audit_year"``; several outcomes may be stacked), or
+    published trust-level figures in that layout.  Every trust-level estimator accepts the result in
+    place of the patient table.
+
+    Parameters
+    ----------
+    path
+        The file.
+    design
+        Study design used by the validation (years, arm labels).
+    incomplete_pairs
+        ``None`` (a pair with one trust is an error), ``"keep"`` or ``"drop"`` (accepted; see the estimators).
+    max_rows, max_bytes
+        Bounds on the input; ``None``: no bound.
+
+    Raises
+    ------
+    DataError
+        Unreadable files and any breach of the panel contract (named column, rows, trusts).
+    """
+    from rp2pr_eval.data.validate import validate_panel
+
+    path = Path(path)
+    frame = read_table(path, text_columns=PANEL_TEXT_COLUMNS, max_rows=max_rows, max_bytes=max_bytes)
+    try:
+        validate_panel(frame, design=design, incomplete_pairs=incomplete_pairs)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
     return frame
 
 

@@ -12,6 +12,15 @@ from rp2pr_eval.study.design import StudyDesign, resolve_design
 from rp2pr_eval.study.outcomes import Outcome, resolve_outcome
 
 
+def is_trust_panel(frame: object) -> bool:
+    """True if ``frame`` is a trust panel (DATA_CONTRACT §2: ``numerator``, ``denominator``, ``outcome``
+    columns, no ``patient_id``) rather than a patient table."""
+    if not isinstance(frame, pd.DataFrame):
+        return False
+    columns = set(frame.columns)
+    return {"numerator", "denominator", "outcome"} <= columns and "patient_id" not in columns
+
+
 def analysis_mask(patients: pd.DataFrame, entry: Outcome) -> tuple[np.ndarray, dict[str, int]]:
     """Rows of eligible patients with a recorded outcome, and how many rows were dropped and why."""
     eligible = entry.eligible(patients).to_numpy(dtype=bool)
@@ -68,7 +77,8 @@ def trust_panel(
     check_option("by", by, PanelBy)
     design = resolve_design(design)
     if validate:
-        validate_patients(patients, design=design, missing_period="ignore")
+        validate_patients(patients, design=design, missing_period="ignore",
+                      incomplete_pairs="keep")  # descriptive: a pair that lost a trust is shown as it is
     entry = resolve_outcome(patients, outcome)
     rows, dropped = analysis_rows(patients, entry)
     if rows.empty:
@@ -102,3 +112,23 @@ def trust_panel(
     out.attrs["n_dropped"] = dropped
     out.attrs["kind"] = entry.kind
     return out
+
+
+def panel_by_period(panel: pd.DataFrame, *, design: StudyDesign | None = None) -> pd.DataFrame:
+    """Sum a trust panel by audit year (DATA_CONTRACT §2) to one row per trust × period × outcome.
+
+    What :func:`trust_panel` with ``by="period"`` returns from the patients, built from the counts of a
+    loaded panel (for the funnel plot of a trust-panel run): ``trust_id, pair_id, arm, period, outcome,
+    numerator, denominator, rate``, ``period`` categorical pre/during/post, sorted by trust and period.
+    """
+    design = resolve_design(design)
+    if "audit_year" not in panel.columns:
+        raise DataError("panel_by_period needs a trust panel by audit_year; it has no 'audit_year' column")
+    period = pd.Categorical(panel["audit_year"].map(design.period_map()), categories=list(PERIODS), ordered=True)
+    keys = ["trust_id", "pair_id", "arm", "period", "outcome"]
+    work = panel[["trust_id", "pair_id", "arm", "outcome", "numerator", "denominator"]].assign(period=period)
+    out = work.groupby(keys, sort=True, observed=True)[["numerator", "denominator"]].sum().reset_index()
+    out["numerator"] = out["numerator"].astype("int64")
+    out["denominator"] = out["denominator"].astype("int64")
+    out["rate"] = out["numerator"] / out["denominator"]
+    return out.sort_values(["outcome", "trust_id", "period"], kind="stable").reset_index(drop=True)

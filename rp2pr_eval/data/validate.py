@@ -14,6 +14,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from rp2pr_eval._options import IncompletePairs, check_option
 from rp2pr_eval.data.contract import (
     COLUMN_RULES,
     ID_COLUMNS,
@@ -146,8 +147,11 @@ def _check_column(df: pd.DataFrame, column: str, design: StudyDesign | None = No
             )
 
 
-def _check_structure(df: pd.DataFrame, design: StudyDesign) -> None:
+def _check_structure(df: pd.DataFrame, design: StudyDesign, incomplete_pairs: str | None = None) -> None:
     """One patient per row, one arm and one pair per trust, two trusts per pair, one arm per pair, design years.
+
+    ``incomplete_pairs`` ``"keep"`` or ``"drop"`` accepts pairs with one trust (what the estimators then do
+    with them is theirs: :func:`rp2pr_eval.estimators.prepare.prepare`); ``None`` refuses them.
 
     Works on integer codes of the identifier columns (each factorised once), so
     a 130,000-row table is checked in a few milliseconds.
@@ -193,13 +197,15 @@ def _check_structure(df: pd.DataFrame, design: StudyDesign) -> None:
         )
     # now one row of combo per trust, in trust order
     per_pair = np.bincount(c_pair, minlength=n_p)
-    bad_size = np.flatnonzero(per_pair != 2)
+    bad_size = np.flatnonzero((per_pair > 2) | ((per_pair == 1) & (incomplete_pairs is None)))
     if len(bad_size):
         desc = [
             f"{p_lab[p]} ({per_pair[p]} trust{'s' if per_pair[p] != 1 else ''}: {', '.join(map(str, t_lab[c_trust[c_pair == p]]))})"
             for p in bad_size
         ]
-        raise DataError(f"pair(s) {_first(desc)} do not hold exactly two trusts; expected two trusts per pair")
+        hint = ("; a pair that lost a trust can be kept as a one-trust cluster (incomplete_pairs='keep') or "
+                "dropped (incomplete_pairs='drop')") if (per_pair[bad_size] == 1).all() else ""
+        raise DataError(f"pair(s) {_first(desc)} do not hold exactly two trusts; expected two trusts per pair{hint}")
     mixed = p_lab[n_distinct(c_pair, c_arm, n_p) > 1]
     if len(mixed):
         raise DataError(f"pair(s) {_first(mixed)} have trusts in different arms; expected both trusts of a pair in one arm")
@@ -260,6 +266,7 @@ def validate_patients(
     *,
     design: StudyDesign | None = None,
     missing_period: str = "warn",
+    incomplete_pairs: IncompletePairs | None = None,
 ) -> pd.DataFrame:
     """Check a patient table against the data contract and return it unchanged.
 
@@ -274,6 +281,9 @@ def validate_patients(
         What to do when a trust has no patients in all pre or all post years:
         ``"warn"`` (the loader's behaviour), ``"raise"`` (estimators that need
         both periods) or ``"ignore"``.
+    incomplete_pairs
+        ``None`` (default): a pair with one trust is an error; ``"keep"`` or ``"drop"``: accepted (the
+        estimators' option of the same name says what happens to it; docs/METHODS.md).
 
     Returns
     -------
@@ -289,6 +299,7 @@ def validate_patients(
         raise DataError(f"patients must be a pandas DataFrame, got {type(patients).__name__}")
     if missing_period not in ("warn", "raise", "ignore"):
         raise ValueError(f"missing_period={missing_period!r} is not valid; expected 'warn', 'raise' or 'ignore'")
+    check_option("incomplete_pairs", incomplete_pairs, IncompletePairs, allow_none=True)
     design = resolve_design(design)
     if patients.empty:
         raise DataError("the patient table has no rows; expected one row per patient")
@@ -313,7 +324,7 @@ def validate_patients(
                 raise DataError(f"outcome column {name!r} must be 0/1 or missing; invalid values at {_rows_message(patients, bad, name)}")
     if ("survival_days" in patients.columns) != ("died" in patients.columns):
         raise DataError("survival needs both 'survival_days' and 'died'; only one of them is present")
-    _check_structure(patients, design)
+    _check_structure(patients, design, incomplete_pairs)
     if missing_period != "ignore":
         gaps = trusts_missing_period(patients, design)
         for period, trusts in gaps.items():
@@ -326,10 +337,19 @@ def validate_patients(
     return patients
 
 
-def validate_panel(panel: pd.DataFrame, *, design: StudyDesign | None = None) -> pd.DataFrame:
-    """Check a trust panel (DATA_CONTRACT §2) and return it unchanged."""
+def validate_panel(panel: pd.DataFrame, *, design: StudyDesign | None = None,
+                   incomplete_pairs: IncompletePairs | None = None) -> pd.DataFrame:
+    """Check a trust panel (DATA_CONTRACT §2) and return it unchanged.
+
+    Required: ``trust_id, pair_id, arm, outcome, numerator, denominator`` and ``audit_year`` or
+    ``period``; ``rate`` is optional (checked against numerator/denominator when present, as
+    :func:`rp2pr_eval.trust_panel` writes it; published figures often carry counts only).  One row per
+    trust × outcome × time cell; pairs, arms and years as for patient tables (``incomplete_pairs`` as in
+    :func:`validate_patients`).
+    """
     if not isinstance(panel, pd.DataFrame):
         raise DataError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
+    check_option("incomplete_pairs", incomplete_pairs, IncompletePairs, allow_none=True)
     design = resolve_design(design)
     if panel.empty:
         raise DataError("the trust panel has no rows")
@@ -338,8 +358,10 @@ def validate_panel(panel: pd.DataFrame, *, design: StudyDesign | None = None) ->
     if missing or not time_cols:
         need = missing + ([] if time_cols else ["period or audit_year"])
         raise DataError(f"trust panel lacks column(s) {need}; it has {list(panel.columns)}")
-    for column in ("trust_id", "pair_id"):
+    for column in ("trust_id", "pair_id", *(["audit_year"] if "audit_year" in panel.columns else [])):
         _check_column(panel, column)
+    if panel["outcome"].isna().any() or not _is_text(panel["outcome"]):
+        raise DataError("trust panel column 'outcome' must name a registry outcome on every row (text)")
     num = _as_numeric(panel, "numerator", integer=True)
     den = _as_numeric(panel, "denominator", integer=True)
     bad = ~((den > 0) & (num >= 0) & (num <= den))
@@ -348,7 +370,7 @@ def validate_panel(panel: pd.DataFrame, *, design: StudyDesign | None = None) ->
             "trust panel needs 0 ≤ numerator ≤ denominator and denominator > 0; "
             f"invalid at {_rows_message(panel, bad, 'numerator')}"
         )
-    rate = _as_numeric(panel, "rate", integer=False)
+    rate = _as_numeric(panel, "rate", integer=False) if "rate" in panel.columns else num / den
     off = ~np.isclose(rate, num / den, rtol=0, atol=1e-9)
     if off.any():
         raise DataError(f"trust panel column 'rate' differs from numerator/denominator at {_rows_message(panel, off, 'rate')}")
@@ -360,16 +382,16 @@ def validate_panel(panel: pd.DataFrame, *, design: StudyDesign | None = None) ->
     dup = panel.duplicated(key, keep=False).to_numpy()
     if dup.any():
         raise DataError(f"trust panel has more than one row per {key}: {_rows_message(panel, dup, 'trust_id')}")
-    _check_structure_panel(panel, design)
+    _check_structure_panel(panel, design, incomplete_pairs)
     return panel
 
 
-def _check_structure_panel(panel: pd.DataFrame, design: StudyDesign) -> None:
+def _check_structure_panel(panel: pd.DataFrame, design: StudyDesign, incomplete_pairs: str | None = None) -> None:
     tmp = panel.assign(patient_id=np.arange(len(panel)).astype(str))
     if "audit_year" not in tmp.columns:
         first = design.pre_years[0]
         tmp = tmp.assign(audit_year=first)
-    _check_structure(tmp, design)
+    _check_structure(tmp, design, incomplete_pairs)
 
 
 __all__ = ["validate_patients", "validate_panel", "trusts_missing_period", "PeriodCoverageWarning", "ID_COLUMNS"]

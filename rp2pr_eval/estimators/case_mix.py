@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rp2pr_eval._options import PanelBy, PoissonCI, check_level, check_option
+from rp2pr_eval._options import IncompletePairs, PanelBy, PoissonCI, check_level, check_option
 from rp2pr_eval.data.contract import PERIODS
 from rp2pr_eval.data.panel import analysis_mask
 from rp2pr_eval.data.validate import validate_patients
@@ -171,6 +171,7 @@ def case_mix_adjusted_rates(
     design: StudyDesign | None = None,
     level: float = 0.95,
     ci_method: PoissonCI = "exact",
+    incomplete_pairs: IncompletePairs | None = "keep",
 ) -> CaseMixRates:
     """Case-mix-adjusted (indirectly standardised) rates of a binary outcome per trust and period.
 
@@ -201,6 +202,9 @@ def case_mix_adjusted_rates(
         Confidence level of the intervals.
     ci_method
         ``"exact"`` (Garwood's chi-square limits, conservative) or ``"byar"``.
+    incomplete_pairs
+        ``"keep"`` (default: per-trust rates are descriptive, a pair that lost a trust is shown as it is),
+        ``"drop"`` (accepted; the estimators drop such pairs before calling this) or ``None`` (refused).
 
     Returns
     -------
@@ -234,7 +238,7 @@ def case_mix_adjusted_rates(
     check_option("ci_method", ci_method, PoissonCI)
     check_level(level)
     design = resolve_design(design)
-    validate_patients(patients, design=design, missing_period="ignore")
+    validate_patients(patients, design=design, missing_period="ignore", incomplete_pairs=incomplete_pairs)
     entry = resolve_outcome(patients, outcome)
     if entry.kind != "binary":
         raise DataError(f"case_mix_adjusted_rates needs a binary outcome; {outcome!r} is {entry.kind}")

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from rp2pr_eval._options import VcovType, WeightsType, check_level, check_option
+from rp2pr_eval._options import IncompletePairs, RatesType, VcovType, WeightsType, check_level, check_option
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.estimators.patient_did import did_cox, did_logistic, marginal_risk_difference
 from rp2pr_eval.estimators.prepare import (
@@ -125,7 +125,7 @@ def _effect_from_fit(fit: LinearFit, term: str, *, prep: Prepared, estimator: st
                      n_obs: int, level: float, vcov: str, extra: dict | None = None) -> Effect:
     t = fit.t_test(term, level=level)
     coefs = {n: (float(b), float(s)) for n, b, s in zip(fit.names, fit.coef, fit.se) if not n.startswith(("trust[", "year["))}
-    details = {"coefficients": coefs, "n_dropped": prep.n_dropped, **(extra or {})}
+    details = {"coefficients": coefs, "n_dropped": prep.n_dropped, **prep.notes(), **(extra or {})}
     return Effect(
         outcome=prep.entry.name, estimator=estimator, estimand=estimand, scale=scale,
         estimate=t["estimate"], se=t["se"], ci_low=t["ci_low"], ci_high=t["ci_high"], p_value=t["p_value"],
@@ -161,6 +161,8 @@ def did_aggregate(
     vcov: str = "CR2",
     summary: str = "mean_log",
     level: float = 0.95,
+    incomplete_pairs: IncompletePairs | None = None,
+    rates: RatesType = "crude",
 ) -> Effect:
     r"""Aggregate difference in differences on trust × period (pre/post) values.
 
@@ -194,6 +196,21 @@ def did_aggregate(
         Continuous outcomes only: ``"mean_log"`` or ``"median"``.
     level
         Confidence level.
+    incomplete_pairs
+        A pair with one trust left: ``None`` (default) refuses it; ``"keep"`` keeps it as a one-trust
+        cluster (variance) and randomisation unit; ``"drop"`` leaves the pair out, noted in
+        ``details["incomplete_pairs"]`` and counted in ``details["n_dropped"]`` (docs/METHODS.md).
+    rates
+        ``"crude"`` (default) or ``"adjusted"``: the case-mix-adjusted (indirectly standardised) trust
+        rates of :func:`~rp2pr_eval.estimators.case_mix.case_mix_adjusted_rates` (model on
+        :data:`rp2pr_eval.CASE_MIX`, fitted on the pre years) in place of the crude rates; binary
+        outcomes and patient tables only.
+
+    ``patients`` may also be a trust panel (``trust_id, pair_id, arm, audit_year, outcome, numerator,
+    denominator``, as :func:`rp2pr_eval.trust_panel` with ``by="audit_year"`` or
+    :func:`rp2pr_eval.load_panel` gives): the same numbers as from the patients (binary outcomes only;
+    a panel carries no waiting times).  The same holds for :func:`ancova`, :func:`did_twfe`,
+    :func:`event_study` and :func:`~rp2pr_eval.mixed_linear`, with the same two options.
 
     Returns
     -------
@@ -205,7 +222,8 @@ def did_aggregate(
     R: ``lm(rate ~ treated * post, weights = denominator)`` + ``clubSandwich::coef_test(vcov = "CR2", cluster = pair_id)``.
     """
     _check_common(vcov, weights, level)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_aggregate", trust_level_only=True)
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_aggregate", trust_level_only=True,
+                   panel_ok=True, incomplete_pairs=incomplete_pairs, rates=rates)
     spec, panel = _aggregate_spec(prep, weights, summary, "did_aggregate")
     fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
     scale = scale_of(prep.entry, summary)
@@ -214,7 +232,7 @@ def did_aggregate(
                 "days": "difference in differences of trust median days"}[scale]
     return _effect_from_fit(fit, "treated:post", prep=prep, estimator="did_aggregate", estimand=estimand,
                             scale=scale, n_obs=len(panel), level=level, vcov=vcov,
-                            extra={"weights": weights, "n_patients": int(len(prep.rows))})
+                            extra={"weights": weights, "n_patients": prep.n_patients})
 
 
 # --------------------------------------------------------------------------- ancova
@@ -247,6 +265,8 @@ def ancova(
     vcov: str = "CR2",
     summary: str = "mean_log",
     level: float = 0.95,
+    incomplete_pairs: IncompletePairs | None = None,
+    rates: RatesType = "crude",
 ) -> Effect:
     r"""Trust-level ANCOVA: post-period value on arm and baseline (pre-period) value — the primary analysis.
 
@@ -260,13 +280,16 @@ def ancova(
     has variance factor 1 − ρ² against DiD's 2(1 − ρ) and guards against the
     regression to the mean that pairing on contrasting baselines invites.
 
+    ``patients`` may be a trust panel; ``incomplete_pairs`` and ``rates`` as in :func:`did_aggregate`.
+
     References
     ----------
     McKenzie (2012) J Dev Econ 99:210; Leyrat et al. (2018) Int J Epidemiol 47:321.
     R: ``lm(post ~ treated + pre, weights = n_post)`` + ``clubSandwich::coef_test(vcov = "CR2", cluster = pair_id)``.
     """
     _check_common(vcov, weights, level)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="ancova", trust_level_only=True)
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="ancova", trust_level_only=True,
+                   panel_ok=True, incomplete_pairs=incomplete_pairs, rates=rates)
     spec, frame = _ancova_spec(prep, weights, summary)
     fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
     scale = scale_of(prep.entry, summary)
@@ -276,7 +299,7 @@ def ancova(
     return _effect_from_fit(fit, "treated", prep=prep, estimator="ancova", estimand=estimand, scale=scale,
                             n_obs=len(frame), level=level, vcov=vcov,
                             extra={"weights": weights, "baseline_slope": float(fit.coef[fit.names.index("baseline")]),
-                                   "n_patients": int(len(prep.rows))})
+                                   "n_patients": prep.n_patients})
 
 
 # --------------------------------------------------------------------------- did_twfe
@@ -319,6 +342,8 @@ def did_twfe(
     vcov: str = "CR1",
     summary: str = "mean_log",
     level: float = 0.95,
+    incomplete_pairs: IncompletePairs | None = None,
+    rates: RatesType = "crude",
 ) -> Effect:
     r"""Two-way fixed-effects DiD on trust × audit-year values (during years left out).
 
@@ -336,19 +361,23 @@ def did_twfe(
     debiased=True, group_debias=True)`` to rounding (checked in
     ``tests/test_did.py``, no longer on every call).
 
+    ``patients`` may be a trust panel by audit year; ``incomplete_pairs`` and ``rates`` as in
+    :func:`did_aggregate`.
+
     References
     ----------
     Angrist & Pischke (2009) ch. 5; Cameron & Miller (2015) J Hum Resour 50:317.
     """
     _check_common(vcov, weights, level)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_twfe", trust_level_only=True)
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_twfe", trust_level_only=True,
+                   panel_ok=True, incomplete_pairs=incomplete_pairs, rates=rates)
     spec, panel = _twfe_spec(prep, weights, summary)
     fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
     scale = scale_of(prep.entry, summary)
     return _effect_from_fit(fit, "treated:post", prep=prep, estimator="did_twfe",
                             estimand="two-way fixed-effects difference in differences", scale=scale,
                             n_obs=len(panel), level=level, vcov=vcov,
-                            extra={"weights": weights, "n_patients": int(len(prep.rows))})
+                            extra={"weights": weights, "n_patients": prep.n_patients})
 
 
 # --------------------------------------------------------------------------- event study
@@ -363,6 +392,8 @@ def event_study(
     vcov: str = "CR2",
     summary: str = "mean_log",
     level: float = 0.95,
+    incomplete_pairs: IncompletePairs | None = None,
+    rates: RatesType = "crude",
 ) -> EventStudy:
     r"""Event study: intervention − control difference in each audit year relative to ``reference_year``.
 
@@ -374,10 +405,12 @@ def event_study(
     (clubSandwich ``Wald_test(test = "HTZ")``); with one pre-period coefficient
     it equals the Satterthwaite t test squared.
 
-    ``reference_year`` defaults to the last pre year.
+    ``reference_year`` defaults to the last pre year.  ``patients`` may be a trust panel by audit
+    year; ``incomplete_pairs`` and ``rates`` as in :func:`did_aggregate`.
     """
     _check_common(vcov, weights, level)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, keep_during=True, estimator="event_study")
+    prep = prepare(patients, outcome, design=design, cluster=cluster, keep_during=True, estimator="event_study",
+                   panel_ok=True, incomplete_pairs=incomplete_pairs, rates=rates)
     des = prep.design
     ref = des.pre_years[-1] if reference_year is None else reference_year
     if ref not in des.years:
@@ -439,13 +472,18 @@ def linear_spec(
     cluster: str | None = "pair_id",
     weights: str | None = "denominator",
     summary: str = "mean_log",
+    incomplete_pairs: IncompletePairs | None = None,
+    rates: RatesType = "crude",
 ) -> LinearSpec:
-    """The :class:`LinearSpec` of ``did_aggregate``, ``ancova`` or ``did_twfe`` for resampling inference."""
+    """The :class:`LinearSpec` of ``did_aggregate``, ``ancova`` or ``did_twfe`` for resampling inference.
+
+    ``patients`` may be a trust panel; ``incomplete_pairs`` and ``rates`` as for the estimators.
+    """
     name = estimator if isinstance(estimator, str) else getattr(estimator, "__name__", str(estimator))
     if name not in LINEAR_ESTIMATORS_DEFAULT:
         raise ValueError(f"estimator {name!r} has no linear spec; expected one of {', '.join(LINEAR_ESTIMATORS_DEFAULT)}")
     return linear_specs(patients, outcome, (name,), design=design, cluster=cluster, weights=weights,
-                        summary=summary)[name]
+                        summary=summary, incomplete_pairs=incomplete_pairs, rates=rates)[name]
 
 
 def linear_specs(
@@ -457,11 +495,14 @@ def linear_specs(
     cluster: str | None = "pair_id",
     weights: str | None = "denominator",
     summary: str = "mean_log",
+    incomplete_pairs: IncompletePairs | None = None,
+    rates: RatesType = "crude",
 ) -> dict[str, LinearSpec]:
     """Several :class:`LinearSpec` from one validation pass (for simulation studies)."""
     check_option("weights", weights, WeightsType, allow_none=True)
     prep = prepare(patients, outcome, design=design, cluster=cluster,
-                   estimator=estimators[0] if len(estimators) == 1 else "linear_specs", trust_level_only=True)
+                   estimator=estimators[0] if len(estimators) == 1 else "linear_specs", trust_level_only=True,
+                   panel_ok=True, incomplete_pairs=incomplete_pairs, rates=rates)
     unknown = [e for e in estimators if e not in LINEAR_ESTIMATORS_DEFAULT]
     if unknown:
         raise ValueError(f"no linear spec for {unknown}; expected names from {', '.join(LINEAR_ESTIMATORS_DEFAULT)}")

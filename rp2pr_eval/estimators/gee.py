@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rp2pr_eval._options import GeeCovStruct, GeeVcov, check_level, check_option
+from rp2pr_eval._options import GeeCovStruct, GeeVcov, IncompletePairs, check_level, check_option
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.estimators.patient_did import marginal_risk_difference
 from rp2pr_eval.estimators.prepare import check_cells, patient_design, prepare
@@ -33,6 +33,7 @@ def gee_logistic(
     vcov: str = "mancl_derouen",
     rho: str | float = "iterate",
     level: float = 0.95,
+    incomplete_pairs: IncompletePairs | None = None,
 ) -> Effect:
     r"""Population-averaged logistic DiD by GEE, clustered on the pair, with the Mancl–DeRouen sandwich.
 
@@ -68,6 +69,9 @@ def gee_logistic(
     The reference distribution is t(G − p) for every one, as Li & Redden (2015) recommend for
     bias-corrected sandwiches with few clusters (KC when cluster sizes vary little, FG otherwise).
 
+    ``incomplete_pairs``: a pair with one trust is refused (``None``), kept as a one-trust cluster
+    (``"keep"``) or left out with a note (``"drop"``), as in :func:`rp2pr_eval.did_aggregate`.
+
     References
     ----------
     Liang & Zeger (1986) Biometrika 73:13; Mancl & DeRouen (2001) Biometrics 57:126;
@@ -82,7 +86,8 @@ def gee_logistic(
     if cluster is None:
         raise ValueError("gee_logistic needs a cluster column (e.g. 'pair_id' or 'trust_id'); cluster=None is not a GEE")
     check_level(level)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("binary",), estimator="gee_logistic")
+    prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("binary",), estimator="gee_logistic",
+                   incomplete_pairs=incomplete_pairs)
     y = pd.to_numeric(prep.rows[prep.entry.name]).to_numpy(dtype=float)
     check_cells(prep, y)
     X, names = patient_design(prep, covariates)
@@ -102,6 +107,7 @@ def gee_logistic(
     target = (prep.rows["treated"].to_numpy() == 1) & (prep.rows["post"].to_numpy() == 1)
     rd, rd_se = marginal_risk_difference(X, fit.coef, fit.vcov, term_index=j, target=target)
     details = {
+        **prep.notes(),
         "coefficients": {n: (float(b), float(s)) for n, b, s in zip(names, fit.coef, fit.se)},
         "odds_ratio": {"estimate": float(np.exp(est)), "ci_low": float(np.exp(est - q * se)),
                        "ci_high": float(np.exp(est + q * se))},

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rp2pr_eval._options import WeightsType, check_level, check_option
+from rp2pr_eval._options import IncompletePairs, RatesType, WeightsType, check_level, check_option
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.estimators.prepare import prepare, scale_of, trust_values
 from rp2pr_eval.models.linear_mixed import fit_lmm
@@ -29,6 +29,8 @@ def mixed_linear(
     weights: str | None = None,
     summary: str = "mean_log",
     level: float = 0.95,
+    incomplete_pairs: IncompletePairs | None = None,
+    rates: RatesType = "crude",
 ) -> Effect:
     r"""Random-intercept linear mixed model for trust × period values, REML.
 
@@ -53,6 +55,9 @@ def mixed_linear(
     ``details`` holds the variance components (``re_sd`` = σ_u, ``residual_sd``),
     the REML log-likelihood and convergence.
 
+    ``patients`` may be a trust panel; ``incomplete_pairs`` and ``rates`` as in
+    :func:`~rp2pr_eval.did_aggregate`.
+
     References
     ----------
     Laird & Ware (1982) Biometrics 38:963; Schluchter & Elashoff (1990) on BW df.
@@ -60,7 +65,8 @@ def mixed_linear(
     """
     check_option("weights", weights, WeightsType, allow_none=True)
     check_level(level)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="mixed_linear")
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="mixed_linear", panel_ok=True,
+                   incomplete_pairs=incomplete_pairs, rates=rates)
     panel = trust_values(prep, "period", summary=summary)
     T = panel["treated"].to_numpy(dtype=float)
     P = (panel["period"] == "post").to_numpy(dtype=float)
@@ -94,6 +100,7 @@ def mixed_linear(
         "weights": weights,
         "df_method": "between-within",
         "n_dropped": prep.n_dropped,
+        **prep.notes(),
     }
     return Effect(outcome=prep.entry.name, estimator="mixed_linear",
                   estimand="treated:post difference in differences (random trust intercepts)",

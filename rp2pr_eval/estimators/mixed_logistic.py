@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
-from rp2pr_eval._options import GlmmMethod, check_level, check_option
+from rp2pr_eval._options import GlmmMethod, IncompletePairs, check_level, check_option
 from rp2pr_eval.estimators.prepare import check_cells, patient_design, prepare
 from rp2pr_eval.models.glmm import fit_glmm_logit, fit_glmm_logit_vb
 from rp2pr_eval.results.effect import Effect
@@ -44,6 +44,7 @@ def mixed_logistic(
     method: str = "aghq",
     n_quad: int = 25,
     level: float = 0.95,
+    incomplete_pairs: IncompletePairs | None = None,
 ) -> Effect:
     r"""Random-intercept logistic DiD fitted by maximum likelihood (adaptive Gauss–Hermite quadrature).
 
@@ -69,6 +70,9 @@ def mixed_logistic(
     at their trusts' conditional modes; delta-method SE over β),
     ``trust_effects`` (records ``trust_id, arm, mode, se, ci_low, ci_high``).
 
+    ``incomplete_pairs``: a pair with one trust is refused (``None``), kept as a one-trust cluster
+    (``"keep"``) or left out with a note (``"drop"``), as in :func:`rp2pr_eval.did_aggregate`.
+
     References
     ----------
     Pinheiro & Bates (1995) JCGS 4:12; Bates et al. (2015) J Stat Softw 67(1);
@@ -80,7 +84,8 @@ def mixed_logistic(
     if not isinstance(n_quad, (int, np.integer)) or n_quad < 1:
         raise ValueError(f"n_quad must be a positive integer, got {n_quad!r}")
     check_level(level)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("binary",), estimator="mixed_logistic")
+    prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("binary",), estimator="mixed_logistic",
+                   incomplete_pairs=incomplete_pairs)
     rows = prep.rows
     y = pd.to_numeric(rows[prep.entry.name]).to_numpy(dtype=float)
     check_cells(prep, y)
@@ -111,6 +116,7 @@ def mixed_logistic(
     trust_effects = [{"trust_id": str(t), "arm": str(arm_of.get(t, "")), "mode": float(m), "se": float(s),
                       "ci_low": float(m - z * s), "ci_high": float(m + z * s)} for t, m, s in zip(labels, modes, mode_se)]
     details = {
+        **prep.notes(),
         "coefficients": {n: (float(b_), float(s_)) for n, b_, s_ in zip(names, beta, se_all)},
         "re_sd": float(fit.sd), "groups": groups, "method": method,
         "odds_ratio": {"estimate": float(np.exp(est)), "ci_low": float(np.exp(est - z * se)), "ci_high": float(np.exp(est + z * se))},

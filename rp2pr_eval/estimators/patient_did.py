@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
-from rp2pr_eval._options import check_level, check_option
+from rp2pr_eval._options import IncompletePairs, check_level, check_option
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.estimators.prepare import check_cells, patient_design, prepare
 from rp2pr_eval.results.effect import Effect
@@ -46,6 +46,7 @@ def did_logistic(
     cluster: str | None = "pair_id",
     vcov: str = "CR1",
     level: float = 0.95,
+    incomplete_pairs: IncompletePairs | None = None,
 ) -> Effect:
     r"""Patient-level logistic DiD with case-mix adjustment and a cluster-robust sandwich.
 
@@ -62,12 +63,16 @@ def did_logistic(
 
     ``covariates`` defaults to none; pass ``rp.CASE_MIX`` for case-mix
     adjustment (missing performance status/stage are their own level).
+
+    ``incomplete_pairs``: a pair with one trust is refused (``None``), kept as a one-trust cluster
+    (``"keep"``) or left out with a note (``"drop"``), as in :func:`rp2pr_eval.did_aggregate`.
     """
     check_option("vcov", vcov, ("CR1",))
     check_level(level)
     import statsmodels.api as sm
 
-    prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("binary",), estimator="did_logistic")
+    prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("binary",), estimator="did_logistic",
+                   incomplete_pairs=incomplete_pairs)
     y = pd.to_numeric(prep.rows[prep.entry.name]).to_numpy(dtype=float)
     X, names = patient_design(prep, covariates)
     check_cells(prep, y)
@@ -91,6 +96,7 @@ def did_logistic(
     target = (prep.rows["treated"].to_numpy() == 1) & (prep.rows["post"].to_numpy() == 1)
     rd, rd_se = marginal_risk_difference(X, beta, V, term_index=j, target=target)
     details = {
+        **prep.notes(),
         "coefficients": {n: (float(b), float(s)) for n, b, s in zip(names, beta, np.sqrt(np.diag(V)))},
         "odds_ratio": {"estimate": float(np.exp(est)), "ci_low": float(np.exp(est - q * se)), "ci_high": float(np.exp(est + q * se))},
         "risk_difference": {"estimate": rd, "se": rd_se, "ci_low": rd - q * rd_se, "ci_high": rd + q * rd_se},
@@ -129,6 +135,7 @@ def did_cox(
     design: StudyDesign | None = None,
     cluster: str | None = "pair_id",
     level: float = 0.95,
+    incomplete_pairs: IncompletePairs | None = None,
 ) -> Effect:
     r"""Cox proportional-hazards DiD for survival from first seen.
 
@@ -141,11 +148,15 @@ def did_cox(
     — exactly R ``coxph(..., ties = "efron", cluster = pair_id)``, normal
     reference.  The estimate is the treated:post log hazard ratio (negative =
     longer survival).
+
+    ``incomplete_pairs``: a pair with one trust is refused (``None``), kept as a one-trust cluster
+    (``"keep"``) or left out with a note (``"drop"``), as in :func:`rp2pr_eval.did_aggregate`.
     """
     check_level(level)
     from rp2pr_eval.models.cox import fit_cox
 
-    prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("time_to_event",), estimator="did_cox")
+    prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("time_to_event",), estimator="did_cox",
+                   incomplete_pairs=incomplete_pairs)
     rows = prep.rows
     time = pd.to_numeric(rows[prep.entry.name]).to_numpy(dtype=float)
     status = pd.to_numeric(rows[prep.entry.event_column]).to_numpy(dtype=float)
@@ -159,6 +170,7 @@ def did_cox(
     q = float(stats.norm.ppf(0.5 + level / 2))
     p = float(2 * stats.norm.sf(abs(est / se)))
     details = {
+        **prep.notes(),
         "coefficients": {n: (float(b), float(s)) for n, b, s in zip(names, beta, se_all)},
         "hazard_ratio": {"estimate": float(np.exp(est)), "ci_low": float(np.exp(est - q * se)), "ci_high": float(np.exp(est + q * se))},
         "covariates": list(covariates or []),

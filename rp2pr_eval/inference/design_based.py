@@ -16,11 +16,11 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from rp2pr_eval._options import BootWeights, RIStatistic, check_option
+from rp2pr_eval._options import BootWeights, IncompletePairs, RatesType, RIStatistic, check_option
 from rp2pr_eval.estimators.did import LINEAR_ESTIMATORS, linear_spec
 from rp2pr_eval.estimators.gee import gee_logistic
 from rp2pr_eval.estimators.patient_did import did_logistic
-from rp2pr_eval.estimators.prepare import patient_design, prepare, scale_of
+from rp2pr_eval.estimators.prepare import data_outcome, one_trust_pairs, patient_design, prepare, scale_of
 from rp2pr_eval.models.randomisation import (
     RandomisationResult,
     pair_assignments,
@@ -31,7 +31,6 @@ from rp2pr_eval.models.score_bootstrap import score_bootstrap_logit
 from rp2pr_eval.models.wild import bootstrap_weights, wild_cluster_bootstrap_linear
 from rp2pr_eval.results.effect import Effect
 from rp2pr_eval.study.design import StudyDesign, resolve_design
-from rp2pr_eval.study.outcomes import resolve_outcome
 
 
 def _estimator_name(estimator) -> str:
@@ -53,6 +52,8 @@ def randomisation_test(
     ci: bool = True,
     level: float = 0.95,
     n_jobs: int = 1,
+    incomplete_pairs: IncompletePairs | None = None,
+    rates: RatesType = "crude",
 ) -> RandomisationResult:
     r"""Randomisation test of no intervention effect, re-randomising pairs exactly as the trial did.
 
@@ -81,6 +82,14 @@ def randomisation_test(
     ci
         Also the interval inverting the test under a constant additive effect
         (linear estimators only).
+    incomplete_pairs
+        As for the estimators: ``"keep"`` re-randomises a one-trust pair as a unit like any other (the
+        pair still counts in the 15-of-40 draw); ``"drop"`` leaves it out, so the draws assign the
+        observed number of treated pairs among the remaining ones.
+    rates
+        ``"crude"`` or ``"adjusted"`` (case-mix-adjusted trust rates), as for the estimators.
+
+    ``patients`` may be a trust panel (linear estimators, or a refitted trust-level estimator).
 
     Returns
     -------
@@ -98,7 +107,8 @@ def randomisation_test(
         raise ValueError(f"n_draws must be a positive integer, got {n_draws!r}")
     name = _estimator_name(estimator)
     if name in LINEAR_ESTIMATORS:
-        spec = linear_spec(patients, outcome, name, design=design, cluster=cluster, weights=weights)
+        spec = linear_spec(patients, outcome, name, design=design, cluster=cluster, weights=weights,
+                           incomplete_pairs=incomplete_pairs, rates=rates)
         p = spec.fixed.shape[1]
         coef_index = p + spec.treat_names.index(spec.coef_name)
         res = randomisation_test_linear(
@@ -109,8 +119,16 @@ def randomisation_test(
         return replace(res, outcome=outcome, estimator=name)
     if not callable(estimator):
         raise ValueError(f"estimator {name!r} is not a function or one of {', '.join(LINEAR_ESTIMATORS)}")
+    check_option("incomplete_pairs", incomplete_pairs, IncompletePairs, allow_none=True)
+    check_option("rates", rates, RatesType)
+    options = {k: v for k, v in (("incomplete_pairs", incomplete_pairs), ("rates", rates))
+               if v is not None and not (k == "rates" and v == "crude")}
+    if incomplete_pairs == "drop":
+        incomplete = one_trust_pairs(patients)
+        if incomplete:
+            patients = patients.loc[~patients["pair_id"].isin(incomplete).to_numpy()]
     return _refit_randomisation(patients, outcome, estimator, int(n_draws), seed, design=design, cluster=cluster,
-                                statistic=statistic, level=level, n_jobs=n_jobs)
+                                statistic=statistic, level=level, n_jobs=n_jobs, options=options)
 
 
 def _relabel(patients: pd.DataFrame, pair_labels: np.ndarray, assignment: np.ndarray, design: StudyDesign) -> pd.DataFrame:
@@ -118,14 +136,16 @@ def _relabel(patients: pd.DataFrame, pair_labels: np.ndarray, assignment: np.nda
     return patients.assign(arm=patients["pair_id"].map(arm_of_pair).to_numpy())
 
 
-def _refit_statistic(patients, outcome, estimator, design, cluster, statistic, pair_labels, assignment):
-    e = estimator(_relabel(patients, pair_labels, assignment, design), outcome, design=design, cluster=cluster)
+def _refit_statistic(patients, outcome, estimator, design, cluster, statistic, pair_labels, assignment, options=None):
+    e = estimator(_relabel(patients, pair_labels, assignment, design), outcome, design=design, cluster=cluster,
+                  **(options or {}))
     return e.estimate if statistic == "estimate" else e.estimate / e.se
 
 
-def _refit_randomisation(patients, outcome, estimator, n_draws, seed, *, design, cluster, statistic, level, n_jobs):
+def _refit_randomisation(patients, outcome, estimator, n_draws, seed, *, design, cluster, statistic, level, n_jobs,
+                         options=None):
     design = resolve_design(design)
-    observed = estimator(patients, outcome, design=design, cluster=cluster)
+    observed = estimator(patients, outcome, design=design, cluster=cluster, **(options or {}))
     if not isinstance(observed, Effect):
         raise TypeError(f"estimator {_estimator_name(estimator)} must return an Effect")
     pairs = patients.drop_duplicates("pair_id")[["pair_id", "arm"]].sort_values("pair_id")
@@ -133,12 +153,13 @@ def _refit_randomisation(patients, outcome, estimator, n_draws, seed, *, design,
     obs = (pairs["arm"] == design.intervention_arm).to_numpy().astype(int)
     assignments, exact = pair_assignments(len(labels), int(obs.sum()), n_draws, rng=seed, observed=obs)
     if n_jobs == 1:
-        draws = [_refit_statistic(patients, outcome, estimator, design, cluster, statistic, labels, a) for a in assignments]
+        draws = [_refit_statistic(patients, outcome, estimator, design, cluster, statistic, labels, a, options)
+                 for a in assignments]
     else:
         from joblib import Parallel, delayed
 
         draws = Parallel(n_jobs=n_jobs)(delayed(_refit_statistic)(patients, outcome, estimator, design, cluster,
-                                                                   statistic, labels, a) for a in assignments)
+                                                                   statistic, labels, a, options) for a in assignments)
     draws = np.asarray(draws, dtype=float)
     t_obs = observed.estimate if statistic == "estimate" else observed.estimate / observed.se
     p, se = randomisation_pvalue(t_obs, draws, exact=exact)
@@ -175,6 +196,8 @@ def wild_cluster_bootstrap(
     level: float = 0.95,
     covariates: Sequence[str] | None = None,
     cov_struct: str = "exchangeable",
+    incomplete_pairs: IncompletePairs | None = None,
+    rates: RatesType = "crude",
 ) -> Effect:
     r"""Wild cluster bootstrap-t by pair (restricted, WCR, by default), with a confidence interval by test inversion.
 
@@ -202,6 +225,10 @@ def wild_cluster_bootstrap(
         (see :func:`~rp2pr_eval.models.wild.wild_cluster_bootstrap_linear`).
     weight_matrix
         (n_boot, G) weights to share across outcomes (columns in sorted cluster order).
+    incomplete_pairs, rates
+        As for the estimators (a kept one-trust pair is one bootstrap cluster).
+
+    ``patients`` may be a trust panel.
 
     Returns
     -------
@@ -234,13 +261,17 @@ def wild_cluster_bootstrap(
     if name in SCORE_ESTIMATORS:
         if not null:
             raise ValueError("the score bootstrap of did_logistic / gee_logistic is restricted only (null=True)")
+        if incomplete_pairs is not None or rates != "crude":
+            raise ValueError("the score bootstrap of did_logistic / gee_logistic takes neither incomplete_pairs nor "
+                             "rates='adjusted' (patient-level models adjust for case mix through covariates)")
         return _score_bootstrap(patients, outcome, name, n_boot=n_boot, weights=weights, seed=seed, design=design,
                                 cluster=cluster, weight_matrix=weight_matrix, level=level, covariates=covariates,
                                 cov_struct=cov_struct)
     if name not in LINEAR_ESTIMATORS:
         raise ValueError(f"wild_cluster_bootstrap supports {', '.join(LINEAR_ESTIMATORS + SCORE_ESTIMATORS)}, "
                          f"not {name!r}")
-    spec = linear_spec(patients, outcome, name, design=design, cluster=cluster, weights=regression_weights)
+    spec = linear_spec(patients, outcome, name, design=design, cluster=cluster, weights=regression_weights,
+                       incomplete_pairs=incomplete_pairs, rates=rates)
     res = wild_cluster_bootstrap_linear(spec.X, spec.y, coef_index=spec.coef_index, cluster=spec.cluster,
                                         weights=spec.weights, n_boot=n_boot, boot_weights=weights,
                                         weight_matrix=weight_matrix, seed=seed, level=level, ci=True, null=null)
@@ -248,13 +279,14 @@ def wild_cluster_bootstrap(
     variant = "WCR" if null else "WCU"
     return Effect(
         outcome=outcome, estimator=f"{name}+wild", estimand=f"{name} estimate, wild cluster bootstrap-t inference",
-        scale=scale_of(resolve_outcome(patients, outcome), "mean_log"),
+        scale=scale_of(data_outcome(patients, outcome), "mean_log"),
         estimate=res.estimate, se=res.se, ci_low=res.ci_low, ci_high=res.ci_high, p_value=res.p_value, df=None,
         n_obs=len(spec.y), n_trusts=int(spec.trust.max() + 1), n_clusters=n_clusters, cluster=cluster,
         vcov=f"{variant} bootstrap-t ({weights}, {res.n_boot})", level=level,
         details={"t_stat": res.t_stat, "p_value_equal_tail": res.p_value_equal_tail, "n_boot": res.n_boot,
                  "boot_weights": weights, "h0": res.h0, "regression_weights": regression_weights,
-                 "null_imposed": null},
+                 "null_imposed": null, "rates": rates,
+                 **({"incomplete_pairs": incomplete_pairs} if incomplete_pairs is not None else {})},
     )
 
 

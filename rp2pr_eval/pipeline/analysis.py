@@ -34,15 +34,18 @@ from rp2pr_eval.inference.design_based import (
     randomisation_test,
     wild_cluster_bootstrap,
 )
+from rp2pr_eval.data.panel import is_trust_panel
 from rp2pr_eval.results.outcome import OutcomeAnalysis
 from rp2pr_eval.study.design import StudyDesign, resolve_design
-from rp2pr_eval.study.outcomes import CASE_MIX, resolve_outcome
+from rp2pr_eval.study.outcomes import CASE_MIX, OUTCOMES, resolve_outcome
 
 #: Every estimator step, in report order (the primary analysis first).
 ESTIMATORS: tuple[str, ...] = (
     "ancova", "did_aggregate", "did_twfe", "mixed_linear", "did_logistic", "mixed_logistic", "gee_logistic",
     "did_cox", "event_study", "randomisation_test", "wild_cluster_bootstrap",
 )
+#: Estimators that need the patient table (not applicable to a trust panel).
+PATIENT_LEVEL: frozenset[str] = frozenset({"did_logistic", "mixed_logistic", "gee_logistic", "did_cox"})
 _KINDS = {
     "binary": set(ESTIMATORS) - {"did_cox"},
     "continuous": {"ancova", "did_aggregate", "did_twfe", "mixed_linear", "event_study", "randomisation_test",
@@ -74,6 +77,8 @@ def analyse_outcome(
     gee_vcov: str = "mancl_derouen",
     level: float = 0.95,
     seed: int = 1,
+    incomplete_pairs: str | None = None,
+    rates: str = "crude",
 ) -> OutcomeAnalysis:
     """Run every requested estimator that applies to ``outcome`` (see :data:`ESTIMATORS`).
 
@@ -83,22 +88,32 @@ def analyse_outcome(
     others.  The randomisation test and the wild bootstrap use the ANCOVA
     (primary) specification; the randomisation draws are seeded by ``seed`` so
     all outcomes share the same re-randomisations (Romano–Wolf).
+
+    ``patients`` may be a trust panel (``rp2pr-eval run --panel``): the trust-level estimators, the
+    randomisation test and the wild bootstrap run on it (the same numbers as from the patients); the
+    patient-level models, and every estimator of a continuous outcome, are recorded in ``skipped`` as
+    "not applicable to a trust panel" with the reason.  ``incomplete_pairs`` goes to every estimator,
+    ``rates`` to the trust-level ones (docs/METHODS.md).
     """
     design = resolve_design(design)
-    entry = resolve_outcome(patients, outcome)
+    from_panel = is_trust_panel(patients)          # rp2pr-eval run --panel: trust-level estimators only
+    entry = OUTCOMES[outcome] if from_panel and outcome in OUTCOMES else resolve_outcome(patients, outcome)
     wanted = list(ESTIMATORS if estimators is None else estimators)
     unknown = [e for e in wanted if e not in ESTIMATORS]
     if unknown:
         raise ValueError(f"unknown estimator(s) {unknown}; expected names from {', '.join(ESTIMATORS)}")
     covariates = list(covariates) if covariates is not None else None
     result = OutcomeAnalysis(outcome=entry.name, label=entry.label, kind=entry.kind, effects={})
-    common = dict(design=design, cluster=cluster)
+    common = dict(design=design, cluster=cluster, incomplete_pairs=incomplete_pairs)
+    # trust-level estimators, RI and bootstrap: crude or case-mix-adjusted rates (binary outcomes; others as they are)
+    trust = dict(rates=rates if entry.kind == "binary" else "crude")
     steps = {
-        "ancova": lambda: ancova(patients, outcome, vcov=vcov, weights=weights, level=level, **common),
-        "did_aggregate": lambda: did_aggregate(patients, outcome, vcov=vcov, weights=weights, level=level, **common),
+        "ancova": lambda: ancova(patients, outcome, vcov=vcov, weights=weights, level=level, **common, **trust),
+        "did_aggregate": lambda: did_aggregate(patients, outcome, vcov=vcov, weights=weights, level=level, **common,
+                                               **trust),
         "did_twfe": lambda: did_twfe(patients, outcome, vcov="CR1" if vcov == "CR3" else vcov, weights=weights,
-                                     level=level, **common),
-        "mixed_linear": lambda: mixed_linear(patients, outcome, level=level, **common),
+                                     level=level, **common, **trust),
+        "mixed_linear": lambda: mixed_linear(patients, outcome, level=level, **common, **trust),
         "did_logistic": lambda: did_logistic(patients, outcome, covariates=covariates, level=level, **common),
         "mixed_logistic": lambda: mixed_logistic(patients, outcome, covariates=covariates, n_quad=n_quad,
                                                  level=level, **common),
@@ -107,11 +122,18 @@ def analyse_outcome(
         "did_cox": lambda: did_cox(patients, outcome, covariates=covariates, level=level, **common),
         "wild_cluster_bootstrap": lambda: wild_cluster_bootstrap(patients, outcome, "ancova", boot_draws,
                                                                  weights=boot_weights, seed=seed,
-                                                                 regression_weights=weights, level=level, **common),
+                                                                 regression_weights=weights, level=level, **common,
+                                                                 **trust),
     }
     for name in wanted:
         if name not in _KINDS[entry.kind]:
             result.skipped[name] = f"does not apply to {entry.kind} outcomes"
+            continue
+        if from_panel and (entry.kind != "binary" or name in PATIENT_LEVEL):
+            result.skipped[name] = ("not applicable to a trust panel: " + (
+                "it carries numerator/denominator counts only, not the patients' values of a "
+                f"{entry.kind} outcome" if entry.kind != "binary" else
+                "a patient-level model needs the patient table (case mix per patient)"))
             continue
         start = time.perf_counter()
         try:
@@ -119,12 +141,12 @@ def analyse_outcome(
                 warnings.simplefilter("default")
                 if name == "event_study":
                     result.event_study = event_study(patients, outcome, vcov=vcov, weights=weights, level=level,
-                                                     **common)
+                                                     **common, **trust)
                 elif name == "randomisation_test":
                     primary = result.effects.get("ancova") or ancova(patients, outcome, vcov=vcov, weights=weights,
-                                                                      level=level, **common)
+                                                                      level=level, **common, **trust)
                     ri = randomisation_test(patients, outcome, "ancova", ri_draws, seed, statistic=ri_statistic,
-                                            weights=weights, level=level, **common)
+                                            weights=weights, level=level, **common, **trust)
                     result.effects["randomisation_test"] = randomisation_effect(ri, primary).with_details(
                         step="randomisation_test")
                     result.randomisation = {"observed": ri.observed_statistic, "p_value": ri.p_value,
@@ -148,8 +170,14 @@ def analyse_outcome(
         # What the figures need, disclosure-controlled here so that the saved results are safe to send
         # (the figures are redrawn from them without refitting): arm-year rates, not trust-year counts.
         policy = policy_for_design(design)
-        by_year = trust_panel(patients, outcome, by="audit_year", design=design, validate=False)
+        if from_panel:
+            from rp2pr_eval.data.panel import panel_by_period
+
+            by_year = patients.loc[patients["outcome"] == outcome].reset_index(drop=True)
+            by_period = panel_by_period(by_year, design=design)
+        else:
+            by_year = trust_panel(patients, outcome, by="audit_year", design=design, validate=False)
+            by_period = trust_panel(patients, outcome, by="period", design=design, validate=False)
         result.trends = protected_trends(by_year, policy, level=level)
-        by_period = trust_panel(patients, outcome, by="period", design=design, validate=False)
         result.panel_period = protected_funnel_panel(by_period, policy)
     return result

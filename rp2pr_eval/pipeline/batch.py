@@ -56,6 +56,8 @@ from rp2pr_eval.pipeline.environment import environment_record, installed_versio
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 #: Sub-folders of a run folder.
 RUN_FOLDERS = ("notebooks", "results", "figures", "tables")
+#: Notebooks that need the patient table (not run from a trust panel).
+PATIENT_NOTEBOOKS = ("00_data_checks", "01_descriptives")
 
 
 @dataclass
@@ -86,6 +88,8 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     #: "outcome / estimator: reason" of every requested estimator that could not be estimated.
     not_estimable: list[str] = field(default_factory=list)
+    #: "outcome / estimator: reason" of every estimator that does not apply to the data (a trust panel).
+    not_applicable: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[NotebookJob]:
@@ -126,6 +130,8 @@ def plan_jobs(config: RunConfig, *, params_file: Path, staging: Path) -> tuple[l
                 jobs.append(NotebookJob(f"{nb}__{outcome}", nb, {"outcome": outcome, **common}, outcome=outcome))
         elif nb == "20_summary":
             summary = NotebookJob(nb, nb, dict(common))
+        elif nb in PATIENT_NOTEBOOKS and config.data_kind == "panel":
+            continue                              # patient-level tables: not applicable to a trust panel
         elif nb in ("00_data_checks", "01_descriptives"):
             jobs.append(NotebookJob(nb, nb, {"params": common["params"],
                                              **({"output_dir": common["output_dir"]} if nb == "01_descriptives" else {})}))
@@ -200,8 +206,16 @@ def run_evaluation(config: RunConfig, *, run_id: str | None = None, progress: bo
     if not data.is_file():
         raise DataError(f"{data}: data file not found")
     run_id = check_run_id(time.strftime("run-%Y%m%d-%H%M%S") if run_id is None else run_id)
-    patients = load_patients(data, design=config.design)   # validate before any notebook starts
-    preflight(config, patients)
+    if config.data_kind == "panel":                         # rp2pr-eval run --panel: a trust panel
+        from rp2pr_eval.data.io import load_panel
+        from rp2pr_eval.pipeline.preflight import preflight_panel
+
+        patients = load_panel(data, design=config.design, incomplete_pairs=config.incomplete_pairs)
+        preflight_panel(config, patients)
+    else:
+        patients = load_patients(data, design=config.design,   # validate before any notebook starts
+                                 incomplete_pairs=config.incomplete_pairs)
+        preflight(config, patients)
     out_root = Path(config.out).expanduser().resolve()
     try:
         out_root.mkdir(parents=True, exist_ok=True)
@@ -237,7 +251,7 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
     for sub in RUN_FOLDERS:
         (staging / sub).mkdir()
     # one parquet copy of the validated data: kernels load it ~10× faster than the CSV
-    fast = private / "patients.parquet"
+    fast = private / ("panel.parquet" if config.data_kind == "panel" else "patients.parquet")
     patients.to_parquet(fast, index=False)
     kernel_config = replace(config, data=str(fast))
     params_file = private / "run_parameters.json"
@@ -245,6 +259,9 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
                                        "parameters": kernel_config.to_dict()}, indent=1, sort_keys=True) + "\n",
                            encoding="utf-8")
     jobs, summary = plan_jobs(config, params_file=params_file, staging=staging)
+    if config.data_kind == "panel":
+        result.notes += [f"{nb}: not applicable to a trust panel (patient-level tables); not run"
+                         for nb in PATIENT_NOTEBOOKS if nb in config.notebooks]
     _kernel_environment()
     bar = _progress(len(jobs) + (summary is not None), progress)
     pool = ThreadPoolExecutor(max_workers=max(1, config.jobs))
@@ -268,6 +285,7 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
     pool.shutdown()
     result.jobs = jobs + ([summary] if summary is not None else [])
     result.not_estimable = _not_estimable(staging)
+    result.not_applicable = _not_estimable(staging, prefix="not applicable")
     timings = _collect_timings(staging)
     _write_manifest(staging, config, data, result, started, run_id, timings)
     from rp2pr_eval.presentation.report import write_index
@@ -275,8 +293,8 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
     write_index(staging)
     from rp2pr_eval.pipeline.audit import audit_run
 
-    result.audit = audit_run(staging, patient_ids=set(patients["patient_id"].astype(str)), policy=None,
-                             design=config.design)
+    ids = set(patients["patient_id"].astype(str)) if "patient_id" in patients.columns else set()
+    result.audit = audit_run(staging, patient_ids=ids, policy=None, design=config.design)
     _write_manifest(staging, config, data, result, started, run_id, timings)
 
 
@@ -399,8 +417,8 @@ def _stop_kernels() -> None:
             proc.kill()
 
 
-def _not_estimable(staging: Path) -> list[str]:
-    """Estimators the outcome notebooks recorded as not estimable (from the saved results)."""
+def _not_estimable(staging: Path, prefix: str = "not estimable") -> list[str]:
+    """Estimators the outcome notebooks recorded as not estimable (or ``prefix``: not applicable)."""
     out = []
     for path in sorted((staging / "results").glob("*.extras.json")):
         try:
@@ -408,7 +426,7 @@ def _not_estimable(staging: Path) -> list[str]:
         except (OSError, ValueError, AttributeError):
             continue
         out += [f"{path.name.split('.')[0]} / {step}: {reason}" for step, reason in skipped.items()
-                if str(reason).startswith("not estimable")]
+                if str(reason).startswith(prefix)]
     return out
 
 
@@ -455,6 +473,8 @@ def _write_manifest(staging: Path, config: RunConfig, data: Path, result: RunRes
                       for j in result.jobs],
         "timings": timings,
         "not_estimable": result.not_estimable,
+        "not_applicable": result.not_applicable,
+        "data_kind": config.data_kind,
         "audit": result.audit,
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")

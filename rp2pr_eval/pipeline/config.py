@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
-from rp2pr_eval._options import BootWeights, GeeVcov, RIStatistic, VcovType
+from rp2pr_eval._options import BootWeights, GeeVcov, IncompletePairs, RatesType, RIStatistic, VcovType
 from rp2pr_eval.errors import ParameterError
 from rp2pr_eval.files import MAX_PARAMETER_BYTES, read_yaml, short_repr
 from rp2pr_eval.pipeline.analysis import ESTIMATORS
@@ -91,6 +91,10 @@ class AnalysisSettings:
     n_quad: int = 25
     gee_vcov: str = "mancl_derouen"
     level: float = 0.95
+    #: a pair with one trust: None (refuse), "keep" or "drop" (docs/METHODS.md)
+    incomplete_pairs: str | None = None
+    #: trust-level estimators on "crude" or case-mix-"adjusted" rates
+    rates: str = "crude"
 
     def to_parameters(self) -> dict[str, Any]:
         """JSON-native notebook parameters."""
@@ -106,6 +110,7 @@ _ANALYSIS_SPEC: dict[str, Any] = {
     "weights": ("denominator", None), "covariates": "str_list", "ri_draws": int,
     "ri_statistic": tuple(RIStatistic.__args__), "boot_draws": int, "boot_weights": tuple(BootWeights.__args__),
     "n_quad": int, "gee_vcov": tuple(GeeVcov.__args__), "level": float,
+    "incomplete_pairs": (*IncompletePairs.__args__, None), "rates": tuple(RatesType.__args__),
 }
 
 
@@ -148,9 +153,17 @@ class RunConfig:
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     outcome_settings: Mapping[str, AnalysisSettings] = field(default_factory=dict)
     power: PowerSettings = field(default_factory=PowerSettings)
+    #: ``"patients"`` (a patient table) or ``"panel"`` (a trust panel: ``rp2pr-eval run --panel``)
+    data_kind: str = "patients"
 
     def settings_for(self, outcome: str) -> AnalysisSettings:
         return self.outcome_settings.get(outcome, self.analysis)
+
+    @property
+    def incomplete_pairs(self) -> str | None:
+        """What loading the data accepts: ``"keep"``/``"drop"`` if any outcome's settings choose it, else ``None``."""
+        chosen = {s.incomplete_pairs for s in (self.analysis, *self.outcome_settings.values())} - {None}
+        return sorted(chosen)[0] if chosen else None
 
     def to_dict(self) -> dict[str, Any]:
         """Everything resolved, JSON-native (for the manifest)."""
@@ -161,6 +174,7 @@ class RunConfig:
             "primary_outcomes": list(self.primary_outcomes), "analysis": self.analysis.to_parameters(),
             "outcome_settings": {k: v.to_parameters() for k, v in self.outcome_settings.items()},
             "power": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.power).items()},
+            "data_kind": self.data_kind,
         }
 
     @classmethod
@@ -170,8 +184,8 @@ class RunConfig:
             raise ParameterError(f"{source}: expected a mapping of run parameters, got {type(values).__name__}")
         known = {"params_dir", "data", "design", "design_path", "out", "seed", "jobs", "notebooks", "outcomes",
                  "primary_outcomes", "analysis", "outcome_settings", "power"}
-        unknown = sorted(set(values) - known)
-        missing = sorted(known - set(values))
+        unknown = sorted(set(values) - known - {"data_kind"})
+        missing = sorted(known - set(values))     # data_kind is optional (manifests before it default to patients)
         if unknown or missing:
             raise ParameterError(f"{source}: not a resolved parameter set "
                                  f"({'unknown key ' + repr(unknown[0]) if unknown else 'missing key ' + repr(missing[0])})")
@@ -204,7 +218,7 @@ class RunConfig:
                    design_path=values["design_path"], out=values["out"], seed=values["seed"], jobs=values["jobs"],
                    notebooks=tuple(values["notebooks"]), outcomes=tuple(values["outcomes"]),
                    primary_outcomes=tuple(values["primary_outcomes"]), analysis=base, outcome_settings=per_outcome,
-                   power=power)
+                   power=power, data_kind=_data_kind(values.get("data_kind", "patients"), source))
 
     def with_overrides(self, **kwargs: Any) -> "RunConfig":
         """Command-line overrides (``--data``, ``--out``, ``--jobs``, ``--seed``, ``--outcome``)."""
@@ -214,9 +228,17 @@ class RunConfig:
             values["outcomes"] = tuple(values["outcomes"])
         if "jobs" in values and values["jobs"] < 1:
             raise ParameterError(f"--jobs must be ≥ 1, got {values['jobs']}")
+        if "data_kind" in values:
+            _data_kind(values["data_kind"], "--panel")
         if "seed" in values and not 0 <= values["seed"] < 2**63:
             raise ParameterError(f"--seed must be a non-negative integer, got {values['seed']}")
         return replace(self, **values)
+
+
+def _data_kind(value: object, source: str) -> str:
+    if value not in ("patients", "panel"):
+        raise ParameterError(f"{source}: data_kind must be 'patients' or 'panel', got {short_repr(value)}")
+    return str(value)
 
 
 def _check_outcomes(names: list[str], source: str, key: str) -> None:

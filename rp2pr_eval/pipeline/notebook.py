@@ -60,6 +60,15 @@ class NotebookSetup:
         """Keyword options of :func:`rp2pr_eval.analyse_outcome` from :attr:`settings` (JSON-native)."""
         return self.settings.to_parameters()
 
+    def load_data(self):
+        """The run's data: the patient table, or the trust panel of ``rp2pr-eval run --panel`` (validated)."""
+        from rp2pr_eval.data.io import load_panel, load_patients
+
+        incomplete = self.config.incomplete_pairs
+        if self.config.data_kind == "panel":
+            return load_panel(self.data_path, design=self.design, incomplete_pairs=incomplete)
+        return load_patients(self.data_path, design=self.design, incomplete_pairs=incomplete)
+
     @property
     def power(self) -> PowerSettings:
         return self.config.power

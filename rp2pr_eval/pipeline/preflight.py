@@ -55,4 +55,19 @@ def preflight(config: RunConfig, patients: pd.DataFrame) -> None:
             raise ParameterError(f"{source}: the outcome {outcome!r} is also a covariate")
 
 
-__all__ = ["preflight"]
+def preflight_panel(config: RunConfig, panel: pd.DataFrame) -> None:
+    """:func:`preflight` for a trust panel (``rp2pr-eval run --panel``): allocation, and every binary outcome
+    of the run present in the panel's ``outcome`` column (continuous outcomes are recorded as not applicable)."""
+    try:
+        check_allocation(panel, design=config.design)
+    except DataError as exc:
+        raise DataError(f"{config.data}: {exc} ({config.design_path})") from None
+    held = set(panel["outcome"].astype(str))
+    missing = [o for o in config.outcomes if OUTCOMES[o].kind == "binary" and o not in held]
+    if missing:
+        raise ParameterError(f"{config.params_dir}/run.yaml: outcome(s) {', '.join(map(repr, missing))} are not in "
+                             f"the trust panel {config.data} (it holds {', '.join(sorted(held))}); "
+                             "add them to the panel or choose outcomes with --outcome")
+
+
+__all__ = ["preflight", "preflight_panel"]

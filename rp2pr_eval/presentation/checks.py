@@ -47,7 +47,8 @@ class _Years:
     """The linked counts of the three tables and their protection."""
 
     def __init__(self, patients: pd.DataFrame, design: StudyDesign, policy: DisclosurePolicy):
-        validate_patients(patients, design=design, missing_period="ignore")
+        validate_patients(patients, design=design, missing_period="ignore",
+                      incomplete_pairs="keep")  # descriptive: a pair that lost a trust is shown as it is
         self.policy = policy
         self.arms = list(design.arms)
         self.years = sorted(int(y) for y in pd.unique(patients["audit_year"]))

@@ -297,7 +297,8 @@ def table_one(
             raise ValueError(f"{name} must be True or False, got {value!r}")
     design = resolve_design(design)
     pol = _policy(policy, design) if protect else None
-    validate_patients(patients, design=design, missing_period="ignore")
+    validate_patients(patients, design=design, missing_period="ignore",
+                      incomplete_pairs="keep")  # descriptive: a pair that lost a trust is shown as it is
 
     periods = ("pre", "during", "post") if include_during else ("pre", "post")
     period = patients["audit_year"].map(design.period_map())
@@ -676,7 +677,8 @@ def national_table(
         raise ValueError(f"protect must be True or False, got {protect!r}")
     design = resolve_design(design)
     pol = _policy(policy, design) if protect else None
-    validate_patients(patients, design=design, missing_period="ignore")
+    validate_patients(patients, design=design, missing_period="ignore",
+                      incomplete_pairs="keep")  # descriptive: a pair that lost a trust is shown as it is
     rates = national_rates(patients)
     if rates.empty:
         raise DataError(f"the patient table has none of the registry outcome columns ({', '.join(OUTCOMES)})")
