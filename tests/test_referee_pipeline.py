@@ -323,3 +323,34 @@ def test_sensitivity_checks_from_dict_refuses_other_input():
         SensitivityChecks.from_dict({"not": "it"})
     with pytest.raises(ValueError, match="'interaction', 'within_pair'"):
         SensitivityChecks(outcome="x").effect_modification_effect("both")
+
+
+# --------------------------------------------------------------------------- leave one pair out on trust values
+@pytest.mark.parametrize("outcome, estimator", [("active_treatment", "ancova"), ("days_referral_to_treatment", "ancova"),
+                                                ("nsclc_resection", "did_aggregate")])
+def test_leave_one_pair_out_on_trust_values_equals_refitting_patients(small_patients, monkeypatch, outcome, estimator):
+    from rp2pr_eval.inference import influence
+
+    fit = getattr(rp, estimator)
+    fast = rp.leave_one_pair_out(small_patients, outcome, fit)
+    calls = []
+    monkeypatch.setattr(influence, "_TRUST_VALUE_ESTIMATORS", {})            # the refit-on-patients path
+    slow = rp.leave_one_pair_out(small_patients, outcome, lambda *a, **k: calls.append(1) or fit(*a, **k))
+    assert len(calls) == 13                                                   # full data + 12 pairs refitted
+    columns = ["pair_id", "arm", "estimate", "se", "ci_low", "ci_high", "p_value", "shift", "rank", "jackknife_se"]
+    pd.testing.assert_frame_equal(fast[columns], slow[columns], rtol=1e-10)
+
+
+def test_leave_one_pair_out_falls_back_to_patients_when_the_values_path_disagrees(small_patients, monkeypatch):
+    from rp2pr_eval.inference import influence
+
+    refits = []
+
+    def counted(*args, **kwargs):
+        refits.append(1)
+        return rp.ancova(*args, **kwargs)
+
+    monkeypatch.setattr(influence, "_TRUST_VALUE_ESTIMATORS", {counted: "did_aggregate"})   # the wrong spec
+    frame = rp.leave_one_pair_out(small_patients, "active_treatment", counted)
+    assert len(refits) == 13                                  # the check failed: every pair refitted on patients
+    assert np.isclose(frame["full_estimate"].iloc[0], rp.ancova(small_patients, "active_treatment").estimate)
