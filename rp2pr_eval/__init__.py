@@ -56,9 +56,19 @@ from rp2pr_eval.inference.power import PowerResult, power_simulation
 from rp2pr_eval.inference.sensitivity import ParallelTrendsSensitivity, parallel_trends_sensitivity
 from rp2pr_eval.models.randomisation import RandomisationResult
 from rp2pr_eval.pipeline.analysis import ESTIMATORS, analyse_outcome
-from rp2pr_eval.presentation import figures, report, tables
+from rp2pr_eval.pipeline.referee import add_referee_checks
+from rp2pr_eval.presentation import figures, referee, report, tables
+from rp2pr_eval.presentation.referee import sensitivity_summary
 from rp2pr_eval.presentation.quality import quality_tables, write_quality_report
-from rp2pr_eval.results import Effect, EventStudy, OutcomeAnalysis, effects_table, load_effects, save_effects
+from rp2pr_eval.results import (
+    Effect,
+    EventStudy,
+    OutcomeAnalysis,
+    SensitivityChecks,
+    effects_table,
+    load_effects,
+    save_effects,
+)
 from rp2pr_eval.study import outcomes
 from rp2pr_eval.study.design import StudyDesign
 from rp2pr_eval.study.outcomes import CASE_MIX, OUTCOMES, PRIMARY_OUTCOMES, Outcome
@@ -68,13 +78,14 @@ __all__ = [
     "CASE_MIX", "CaseMixRates", "DataError", "ESTIMATORS", "Effect", "EventStudy", "ExtractMapping",
     "ImportQuality", "ImportResult", "OUTCOMES", "Outcome", "OutcomeAnalysis", "PRIMARY_OUTCOMES",
     "ParallelTrendsSensitivity", "ParameterError", "PeriodCoverageWarning", "PowerResult",
-    "RandomisationResult", "RawExtract", "StudyDesign", "adjust_pvalues", "analyse_outcome", "ancova",
-    "case_mix_adjusted_rates", "did_aggregate", "did_cox", "did_logistic", "did_twfe", "effect_modification",
-    "effects_table", "event_study", "figures", "icc", "icc_generator_settings", "flow_counts", "gee_logistic", "gee_logistic_with_fallback",
-    "import_extract", "import_with_quality", "leave_one_pair_out", "load_effects", "load_mapping",
-    "load_panel", "load_patients", "mixed_linear", "mixed_logistic", "models", "outcomes", "parallel_trends_sensitivity",
-    "placebo_in_time", "placebo_outcome", "power_simulation", "quality_tables", "randomisation_test", "report",
-    "save_effects", "save_patients", "shared_bootstrap_weights", "simulate_nlca", "summary", "tables",
-    "trust_panel", "validate_panel", "validate_patients", "wild_cluster_bootstrap", "write_quality_report",
-    "write_raw_extract",
+    "RandomisationResult", "RawExtract", "SensitivityChecks", "StudyDesign", "add_referee_checks",
+    "adjust_pvalues", "analyse_outcome", "ancova", "case_mix_adjusted_rates", "did_aggregate", "did_cox",
+    "did_logistic", "did_twfe", "effect_modification", "effects_table", "event_study", "figures", "flow_counts",
+    "gee_logistic", "gee_logistic_with_fallback", "icc", "icc_generator_settings", "import_extract",
+    "import_with_quality", "leave_one_pair_out", "load_effects", "load_mapping", "load_panel", "load_patients",
+    "mixed_linear", "mixed_logistic", "models", "outcomes", "parallel_trends_sensitivity", "placebo_in_time",
+    "placebo_outcome", "power_simulation", "quality_tables", "randomisation_test", "referee", "report",
+    "save_effects", "save_patients", "sensitivity_summary", "shared_bootstrap_weights", "simulate_nlca",
+    "summary", "tables", "trust_panel", "validate_panel", "validate_patients", "wild_cluster_bootstrap",
+    "write_quality_report", "write_raw_extract",
 ]

@@ -204,9 +204,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
+    import os
     import time
 
     from rp2pr_eval.presentation.report import regenerate_figures
+
+    os.environ.setdefault("MPLBACKEND", "Agg")   # files only; the worker processes inherit it
 
     run = Path(args.run)
     _read_manifest(run)

@@ -42,9 +42,13 @@ import numpy as np
 import pandas as pd
 
 from rp2pr_eval.errors import DataError, ParameterError
-from rp2pr_eval.estimators import ancova
+from rp2pr_eval.estimators import ancova, did_aggregate
+from rp2pr_eval.estimators.did import spec_from_panel
+from rp2pr_eval.estimators.prepare import check_trust_variation, prepare, trust_values
+from rp2pr_eval.models.linear import wls
 from rp2pr_eval.results.effect import Effect
 from rp2pr_eval.study.design import StudyDesign, resolve_design
+from rp2pr_eval.study.outcomes import OUTCOMES
 
 __all__ = ["leave_one_pair_out", "placebo_in_time", "placebo_outcome"]
 
@@ -73,6 +77,10 @@ def leave_one_pair_out(
 
     Estimand per row: the estimator's target on the trial without pair *p*;
     ``shift = estimate_{(-p)} − estimate`` and ``shift_in_se = shift / se`` (the full-data SE).
+    For ``rp.ancova`` and ``rp.did_aggregate`` the refits use the full data's trust × period values
+    without the pair's two trusts — the same numbers as refitting on the patients without the pair
+    (checked on the full data each call; tests check every pair), 40× faster; any other estimator
+    is refitted on the patient table.
     The jackknife SE over pairs, :math:`\sqrt{(G-1)/G \sum_p (\hat\theta_{(-p)} - \bar\theta)^2}`,
     is in every row as ``jackknife_se`` for comparison with the model SE.
 
@@ -104,13 +112,17 @@ def leave_one_pair_out(
     pairs = sorted(arms.index)
     if len(pairs) < 3:
         raise DataError(f"leave_one_pair_out: needs at least 3 pairs, the data have {len(pairs)}")
-    pair_col = patients["pair_id"].to_numpy()
-    rows = []
-    for pair in pairs:
-        e = _check_effect(estimator(patients.loc[pair_col != pair], outcome, design=design, cluster=cluster), name)
-        rows.append({"pair_id": pair, "arm": arms[pair], "estimate": e.estimate, "se": e.se, "ci_low": e.ci_low,
-                     "ci_high": e.ci_high, "p_value": e.p_value})
-    frame = pd.DataFrame(rows)
+    rows = _refit_trust_values(patients, outcome, estimator, full, pairs, design=design, cluster=cluster)
+    if rows is None:        # any other estimator: refit on the patient table without each pair
+        pair_col = patients["pair_id"].to_numpy()
+        rows = []
+        for pair in pairs:
+            e = _check_effect(estimator(patients.loc[pair_col != pair], outcome, design=design, cluster=cluster), name)
+            rows.append({"pair_id": pair, "estimate": e.estimate, "se": e.se, "ci_low": e.ci_low, "ci_high": e.ci_high,
+                         "p_value": e.p_value})
+    for row in rows:
+        row["arm"] = arms[row["pair_id"]]
+    frame = pd.DataFrame(rows)[["pair_id", "arm", "estimate", "se", "ci_low", "ci_high", "p_value"]]
     frame["shift"] = frame["estimate"] - full.estimate
     frame["shift_in_se"] = frame["shift"] / full.se
     G = len(frame)
@@ -121,6 +133,42 @@ def leave_one_pair_out(
                          full_ci_high=full.ci_high, jackknife_se=jack, outcome=full.outcome, estimator=name,
                          seconds=time.perf_counter() - t0)
     return frame
+
+
+#: Estimators whose refit without a pair is a refit of the full data's trust × period values without that
+#: pair's two trusts (their trust values do not depend on the other trusts); refitted on those values.
+_TRUST_VALUE_ESTIMATORS = {ancova: "ancova", did_aggregate: "did_aggregate"}
+
+
+def _refit_trust_values(patients: pd.DataFrame, outcome: str, estimator: Callable, full: Effect, pairs: list, *,
+                        design: StudyDesign, cluster: str | None) -> list[dict] | None:
+    """Leave-one-pair-out refits of ``ancova`` / ``did_aggregate`` (default options) on their trust values.
+
+    The same numbers as refitting the estimator on the patient table without the pair (the trust
+    values of the other trusts are unchanged), without validating and aggregating 170 000 rows 40
+    times: about 0.3 s instead of 12 s on the bundled data.  Used only when the refit of the full
+    data reproduces the estimator's own full-data estimate and SE (to 1e-9), so a change in an
+    estimator can never make this path give other numbers; ``None`` otherwise (refit on patients).
+    """
+    name = _TRUST_VALUE_ESTIMATORS.get(estimator)
+    if name is None or cluster not in ("pair_id", "trust_id") or outcome not in OUTCOMES:
+        return None              # (spec_from_panel knows registry outcomes only)
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator=name, trust_level_only=True)
+    values = trust_values(prep, "period")
+
+    def fit(panel: pd.DataFrame) -> dict:
+        check_trust_variation(panel, "period", prep.entry.name)
+        spec = spec_from_panel(panel, prep.entry.name, name, design=design, cluster=cluster)
+        t = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov="CR2",
+                names=spec.names).t_test(spec.coef_name, level=full.level)
+        return {k: t[k] for k in ("estimate", "se", "ci_low", "ci_high", "p_value")}
+
+    check = fit(values)
+    if not (np.isclose(check["estimate"], full.estimate, rtol=1e-9, atol=1e-12)
+            and np.isclose(check["se"], full.se, rtol=1e-9, atol=1e-12)):
+        return None
+    pair_of = values["pair_id"].to_numpy()
+    return [{"pair_id": pair, **fit(values.loc[pair_of != pair].reset_index(drop=True))} for pair in pairs]
 
 
 def placebo_in_time(

@@ -18,112 +18,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 from rp2pr_eval._options import SensitivityMethod, SensitivityRestriction, SmallSample, check_level, check_option
 from rp2pr_eval.inference import honest_did
-from rp2pr_eval.results.effect import json_safe, to_native
 from rp2pr_eval.results.event_study import EventStudy
+from rp2pr_eval.results.sensitivity import ParallelTrendsSensitivity
 
 __all__ = ["ParallelTrendsSensitivity", "parallel_trends_sensitivity"]
 
 _DEFAULT_METHOD = {"relative_magnitudes": "C-LF", "smoothness": "FLCI"}
 _ALLOWED_METHODS = {"relative_magnitudes": ("C-LF", "conditional"), "smoothness": ("FLCI", "conditional", "C-LF")}
-_BOUND_NAME = {"relative_magnitudes": "M̄", "smoothness": "M"}
-
-
-def _float(x) -> float:
-    return float("nan") if x is None else float(x)
-
-
-@dataclass(frozen=True, slots=True)
-class ParallelTrendsSensitivity:
-    """Robust confidence sets for one target under a family of bounds, and the breakdown value.
-
-    ``m`` are the bounds (M̄ for relative magnitudes, M for smoothness, the latter on the scale of
-    the estimates, e.g. a proportion); ``ci_low``/``ci_high`` the hull of each set (NaN when
-    empty); ``breakdown`` the smallest bound at which the ``level`` set includes 0 (0 when it does
-    under exact parallel trends, ``inf`` when no bound up to the search limit makes it so).
-    ``estimate``/``original_ci_*`` are the target's event-study estimate and its Wald interval.
-    """
-
-    outcome: str
-    restriction: str
-    method: str
-    target: str
-    target_years: tuple[int, ...]
-    target_weights: tuple[float, ...]
-    reference_year: int
-    pre_years: tuple[int, ...]
-    post_years: tuple[int, ...]
-    level: float
-    m: tuple[float, ...]
-    ci_low: tuple[float, ...]
-    ci_high: tuple[float, ...]
-    open_ended: tuple[bool, ...]
-    breakdown: float
-    estimate: float
-    se: float
-    original_ci_low: float
-    original_ci_high: float
-    scale: str
-    small_sample: str
-    variance_inflation: float
-    df: float | None
-    n_sims: int
-    seed: int | None
-    grid_points: int
-    seconds: float = field(default=float("nan"), compare=False)
-    details: dict = field(default_factory=dict, compare=False)
-
-    @property
-    def bound_name(self) -> str:
-        """``"M̄"`` (relative magnitudes) or ``"M"`` (smoothness)."""
-        return _BOUND_NAME[self.restriction]
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per bound: ``m, ci_low, ci_high, includes_zero, open_ended, method, restriction, target, outcome``."""
-        lo, hi = np.array(self.ci_low, dtype=float), np.array(self.ci_high, dtype=float)
-        return pd.DataFrame({
-            "m": np.array(self.m, dtype=float), "ci_low": lo, "ci_high": hi,
-            "includes_zero": (lo <= 0) & (hi >= 0), "open_ended": np.array(self.open_ended, dtype=bool),
-            "method": self.method, "restriction": self.restriction, "target": self.target, "outcome": self.outcome,
-        })
-
-    def to_dict(self) -> dict:
-        """JSON-safe dict (NaN → None; an infinite breakdown → ``"inf"``)."""
-        out = {name: to_native(getattr(self, name)) for name in self.__slots__}
-        out["breakdown"] = "inf" if math.isinf(self.breakdown) else self.breakdown
-        return json_safe(out)
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "ParallelTrendsSensitivity":
-        d = dict(d)
-        for key in ("target_years", "pre_years", "post_years"):
-            d[key] = tuple(int(v) for v in d[key])
-        for key in ("target_weights", "m", "ci_low", "ci_high"):
-            d[key] = tuple(_float(v) for v in d[key])
-        d["open_ended"] = tuple(bool(v) for v in d["open_ended"])
-        d["breakdown"] = math.inf if d["breakdown"] == "inf" else _float(d["breakdown"])
-        for key in ("estimate", "se", "original_ci_low", "original_ci_high", "variance_inflation", "level", "seconds"):
-            d[key] = _float(d.get(key))
-        d["df"] = None if d.get("df") is None else float(d["df"])
-        return cls(**d)
-
-    def summary(self) -> str:
-        """Plain-text table (no formatting inside the frame)."""
-        head = (f"parallel-trends sensitivity: {self.outcome}, {self.target}; {self.restriction} ({self.method}), "
-                f"{self.level:.0%} sets; breakdown {self.bound_name} = "
-                f"{'none found' if math.isinf(self.breakdown) else f'{self.breakdown:.4g}'}; original "
-                f"[{self.original_ci_low:.4g}, {self.original_ci_high:.4g}]")
-        return head + "\n" + self.to_frame()[["m", "ci_low", "ci_high", "includes_zero"]].to_string(index=False)
-
-    def __repr__(self) -> str:
-        return self.summary()
 
 
 def _event_study_arrays(es: EventStudy) -> tuple[np.ndarray, np.ndarray, list[int], list[int], dict[int, float]]:

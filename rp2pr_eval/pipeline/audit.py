@@ -19,8 +19,10 @@ text; images are not read) and checked for
    tables, :func:`~rp2pr_eval.presentation.disclosure.small_counts_in_text`
    for prose: the rule and its false-positive trade-offs are documented
    there). Model output is exempt from this check (not from 1 and 2): the
-   effects and power files (their ``schema``), the event study, randomisation
-   and trust random effects of ``<outcome>.extras.json``, the randomisation
+   effects and power files (their ``schema``), the event study, randomisation,
+   trust random effects and referee's checks (``sensitivity``: sets, effects,
+   leave-one-pair-out estimates) of ``<outcome>.extras.json`` (its
+   ``sensitivity_points``, per-trust rates, are audited), the randomisation
    draws, and the run's ``manifest.json`` (run metadata);
 
 and a file that cannot be read — binary garbage where text is expected, a

@@ -44,7 +44,9 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".pdf", ".webp", ".
 #: ``schema`` values of JSON files that hold model output only (counts are not audited, ids are).
 MODEL_SCHEMAS = frozenset({"rp2pr_eval.effects", "rp2pr_eval.power"})
 #: Keys of ``<outcome>.extras.json`` that hold model output (the rest, the figures' panels, is audited).
-MODEL_KEYS = frozenset({"event_study", "randomisation", "trust_effects", "skipped"})
+#: ``sensitivity`` is the referee's checks (sets, effects, leave-one-pair-out estimates); its per-trust points
+#: (``sensitivity_points``) are audited.
+MODEL_KEYS = frozenset({"event_study", "randomisation", "trust_effects", "skipped", "sensitivity"})
 _MAX_CELLS = 5_000_000
 
 

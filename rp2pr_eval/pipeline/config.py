@@ -2,7 +2,8 @@
 
 A **parameter folder** is self-contained:
 
-* ``run.yaml`` — the run (data, notebooks, outcomes, seed, draws) and the base analysis settings;
+* ``run.yaml`` — the run (data, notebooks, outcomes, seed, draws), the base analysis settings and the
+  settings of the referee's checks (``sensitivity``: :class:`SensitivitySettings`);
 * ``design.yaml`` — the study design (:class:`~rp2pr_eval.study.design.StudyDesign`);
 * ``outcomes/<name>.yaml`` — settings of one outcome, layered over the base (base under per-outcome).
 
@@ -22,6 +23,7 @@ settings (:mod:`rp2pr_eval.pipeline.notebook`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -31,6 +33,7 @@ from rp2pr_eval._options import BootWeights, GeeVcov, IncompletePairs, RatesType
 from rp2pr_eval.errors import ParameterError
 from rp2pr_eval.files import MAX_PARAMETER_BYTES, read_yaml, short_repr
 from rp2pr_eval.pipeline.analysis import ESTIMATORS
+from rp2pr_eval.pipeline.referee import INFLUENCE_ESTIMATORS, REFEREE_CHECKS
 from rp2pr_eval.study.design import StudyDesign
 from rp2pr_eval.study.outcomes import CASE_MIX, OUTCOMES, PRIMARY_OUTCOMES
 
@@ -56,6 +59,8 @@ def _type_ok(value: Any, typ: Any) -> bool:
         return isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
     if typ == "str_or_none":
         return value is None or isinstance(value, str)
+    if typ == "float_list_or_none":
+        return value is None or _type_ok(value, "float_list")
     raise AssertionError(typ)  # programming error, not user input
 
 
@@ -71,7 +76,7 @@ def _check_mapping(values: Mapping[str, Any], spec: Mapping[str, Any], source: s
                 raise ParameterError(f"{source}: key {prefix}{short_repr(key)} = {short_repr(value)} is not valid; expected one of {list(typ)}")
         elif not _type_ok(value, typ):
             expected = {"str_list": "a list of strings", "float_list": "a list of numbers",
-                        "str_or_none": "a string or null"}.get(typ, getattr(typ, "__name__", str(typ)))
+                        "str_or_none": "a string or null", "float_list_or_none": "a list of numbers or null"}.get(typ, getattr(typ, "__name__", str(typ)))
             raise ParameterError(f"{source}: key {prefix}{short_repr(key)} must be {expected}, got {type(value).__name__} {short_repr(value)}")
 
 
@@ -137,6 +142,57 @@ class PowerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SensitivitySettings:
+    """Settings of the referee's checks in ``10_outcome_analysis`` (``sensitivity:`` in ``run.yaml``).
+
+    The keyword options of :func:`rp2pr_eval.pipeline.referee.add_referee_checks` (with the outcome's
+    ``level`` and ``cluster``); see ``docs/methods/sensitivity.md``.
+    """
+
+    checks: tuple[str, ...] = REFEREE_CHECKS
+    m_relative_magnitudes: tuple[float, ...] | None = None
+    m_smoothness: tuple[float, ...] | None = None
+    n_sims: int = 1000
+    grid_points: int = 1000
+    effect_modification_draws: int = 2000
+    estimator: str = "ancova"
+    placebo_outcomes: tuple[str, ...] = ()
+
+    def to_parameters(self) -> dict[str, Any]:
+        """JSON-native options."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], source: str, section: str = "sensitivity") -> "SensitivitySettings":
+        """Validated settings from a mapping (the YAML section or a resolved parameter file)."""
+        if not isinstance(values, Mapping):
+            raise ParameterError(f"{source}: key {section!r} must be a mapping, got {type(values).__name__}")
+        _check_mapping(values, _SENSITIVITY_SPEC, source, section)
+        bad = [c for c in values.get("checks", []) if c not in REFEREE_CHECKS]
+        if bad:
+            raise ParameterError(f"{source}: key {section}.checks has unknown check {short_repr(bad[0])}; "
+                                 f"expected names from {', '.join(REFEREE_CHECKS)}")
+        _check_outcomes(list(values.get("placebo_outcomes", [])), source, f"{section}.placebo_outcomes")
+        for key, low in (("n_sims", 100), ("grid_points", 10), ("effect_modification_draws", 100)):
+            if key in values and values[key] < low:
+                raise ParameterError(f"{source}: key {section}.{key} must be ≥ {low}, got {values[key]}")
+        for key in ("m_relative_magnitudes", "m_smoothness"):
+            bounds = values.get(key)
+            if bounds is not None and (not bounds or any(not math.isfinite(v) or v < 0 for v in bounds)):
+                raise ParameterError(f"{source}: key {section}.{key} must be null or a non-empty list of "
+                                     f"non-negative numbers, got {short_repr(bounds)}")
+        return cls(**{k: tuple(float(x) for x in v) if k.startswith("m_") and v is not None
+                      else tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+_SENSITIVITY_SPEC: dict[str, Any] = {
+    "checks": "str_list", "m_relative_magnitudes": "float_list_or_none", "m_smoothness": "float_list_or_none",
+    "n_sims": int, "grid_points": int, "effect_modification_draws": int, "estimator": tuple(INFLUENCE_ESTIMATORS),
+    "placebo_outcomes": "str_list",
+}
+
+
+@dataclass(frozen=True, slots=True)
 class RunConfig:
     """A whole run, validated: what ``rp2pr-eval run`` executes."""
 
@@ -155,6 +211,7 @@ class RunConfig:
     power: PowerSettings = field(default_factory=PowerSettings)
     #: ``"patients"`` (a patient table) or ``"panel"`` (a trust panel: ``rp2pr-eval run --panel``)
     data_kind: str = "patients"
+    sensitivity: SensitivitySettings = field(default_factory=SensitivitySettings)
 
     def settings_for(self, outcome: str) -> AnalysisSettings:
         return self.outcome_settings.get(outcome, self.analysis)
@@ -175,6 +232,7 @@ class RunConfig:
             "outcome_settings": {k: v.to_parameters() for k, v in self.outcome_settings.items()},
             "power": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.power).items()},
             "data_kind": self.data_kind,
+            "sensitivity": self.sensitivity.to_parameters(),
         }
 
     @classmethod
@@ -184,8 +242,9 @@ class RunConfig:
             raise ParameterError(f"{source}: expected a mapping of run parameters, got {type(values).__name__}")
         known = {"params_dir", "data", "design", "design_path", "out", "seed", "jobs", "notebooks", "outcomes",
                  "primary_outcomes", "analysis", "outcome_settings", "power"}
-        unknown = sorted(set(values) - known - {"data_kind"})
-        missing = sorted(known - set(values))     # data_kind is optional (manifests before it default to patients)
+        optional = {"sensitivity", "data_kind"}   # absent from manifests of runs made before they existed
+        unknown = sorted(set(values) - known - optional)
+        missing = sorted(known - set(values))
         if unknown or missing:
             raise ParameterError(f"{source}: not a resolved parameter set "
                                  f"({'unknown key ' + repr(unknown[0]) if unknown else 'missing key ' + repr(missing[0])})")
@@ -218,7 +277,8 @@ class RunConfig:
                    design_path=values["design_path"], out=values["out"], seed=values["seed"], jobs=values["jobs"],
                    notebooks=tuple(values["notebooks"]), outcomes=tuple(values["outcomes"]),
                    primary_outcomes=tuple(values["primary_outcomes"]), analysis=base, outcome_settings=per_outcome,
-                   power=power, data_kind=_data_kind(values.get("data_kind", "patients"), source))
+                   power=power, data_kind=_data_kind(values.get("data_kind", "patients"), source),
+                   sensitivity=SensitivitySettings.from_values(values.get("sensitivity", {}), source))
 
     def with_overrides(self, **kwargs: Any) -> "RunConfig":
         """Command-line overrides (``--data``, ``--out``, ``--jobs``, ``--seed``, ``--outcome``)."""
@@ -250,7 +310,7 @@ def _check_outcomes(names: list[str], source: str, key: str) -> None:
 
 _RUN_SPEC: dict[str, Any] = {
     "data": str, "design": str, "out": str, "seed": int, "jobs": int, "notebooks": "str_list",
-    "outcomes": "str_list", "primary_outcomes": "str_list", "analysis": dict, "power": dict,
+    "outcomes": "str_list", "primary_outcomes": "str_list", "analysis": dict, "power": dict, "sensitivity": dict,
 }
 _POWER_SPEC: dict[str, Any] = {"n_sims": int, "effects": "float_list", "estimator": ("ancova", "did_aggregate", "did_twfe"),
                                "outcome": str, "backend": ("serial", "local", "dask")}
@@ -342,13 +402,14 @@ def load_run_config(params: str | Path | None = None, *, run_file: str = "run.ya
         raise ParameterError(f"{source}: key 'jobs' must be ≥ 1")
     if not 0 <= raw.get("seed", 0) < 2**63:
         raise ParameterError(f"{source}: key 'seed' must be a non-negative integer, got {raw['seed']}")
+    sensitivity = SensitivitySettings.from_values(raw.get("sensitivity") or {}, source)
     out = _relative_to(folder, raw["out"]) if "out" in raw else paths.default_output_root()
     return RunConfig(
         params_dir=str(folder), data=str(_relative_to(folder, raw["data"])), design=design,
         design_path=str(design_path), out=str(out),
         seed=raw.get("seed", 20100401), jobs=raw.get("jobs", 2), notebooks=tuple(notebooks),
         outcomes=tuple(outcomes), primary_outcomes=tuple(primary), analysis=base, outcome_settings=per_outcome,
-        power=power,
+        power=power, sensitivity=sensitivity,
     )
 
 

@@ -70,6 +70,12 @@ class NotebookSetup:
         return load_patients(self.data_path, design=self.design, incomplete_pairs=incomplete)
 
     @property
+    def sensitivity_options(self) -> dict[str, Any]:
+        """Keyword options of :func:`rp2pr_eval.pipeline.referee.add_referee_checks`: ``run.yaml``'s
+        ``sensitivity`` section with the outcome's ``level`` and ``cluster`` (JSON-native)."""
+        return {**self.config.sensitivity.to_parameters(), "level": self.settings.level, "cluster": self.settings.cluster}
+
+    @property
     def power(self) -> PowerSettings:
         return self.config.power
 
@@ -92,6 +98,11 @@ class NotebookSetup:
     @property
     def tables_dir(self) -> Path:
         return self.output_dir / "tables"
+
+    @property
+    def timings_dir(self) -> Path:
+        """Where a notebook leaves its timings (the runner moves them into the manifest, not the results)."""
+        return self.output_dir / "timings"
 
     def _rows(self) -> list[tuple[str, str]]:
         source = self.config.params_dir

@@ -5,7 +5,8 @@
 * :func:`load_summary` gathers every outcome's results, applies multiplicity
   control across the primary indicators and writes the headline sentences;
 * :func:`regenerate_figures` redraws every figure of a run folder (the
-  ``rp2pr-eval figures`` command);
+  ``rp2pr-eval figures`` command), the referee's figures and the flow diagram included
+  (:mod:`rp2pr_eval.presentation.referee`);
 * :func:`write_index` writes the run's ``index.html``.
 """
 from __future__ import annotations
@@ -34,10 +35,7 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
     Returns ``{"trends", "event_study", "funnel", "randomisation", "caterpillar"}``
     → Figure or ``None`` where the outcome has no such result.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt   # no matplotlib.use(): the backend is the caller's (inline in a notebook)
 
     from rp2pr_eval.presentation import figures as fg
 
@@ -222,8 +220,11 @@ def load_summary(results_dir: str | Path, outcomes: Sequence[str], primary_outco
 
 
 def _redraw_outcome(results_dir: Path, figures_dir: Path, outcome: str, during: Sequence[int]) -> list[Path]:
+    from rp2pr_eval.presentation.referee import redraw_outcome_referee_figures
+
     figs = outcome_figures(OutcomeAnalysis.load(results_dir, outcome), figures_dir, design_during=during)
-    return [figures_dir / f"{outcome}_{k}.svg" for k, f in figs.items() if f is not None]
+    return ([figures_dir / f"{outcome}_{k}.svg" for k, f in figs.items() if f is not None]
+            + redraw_outcome_referee_figures(results_dir, figures_dir, outcome))
 
 
 def regenerate_figures(run_dir: str | Path, *, n_jobs: int = -1) -> list[Path]:
@@ -243,6 +244,10 @@ def regenerate_figures(run_dir: str | Path, *, n_jobs: int = -1) -> list[Path]:
     else:
         parts = Parallel(n_jobs=n_jobs)(delayed(_redraw_outcome)(results_dir, figures_dir, o, during) for o in outcomes)
     written: list[Path] = [p for part in parts for p in part]
+    from rp2pr_eval.presentation.referee import redraw_referee_figures
+    from rp2pr_eval.study.design import StudyDesign
+
+    written += redraw_referee_figures(results_dir, figures_dir, [], design=StudyDesign.from_dict(config["design"]))
     summary = load_summary(results_dir, outcomes, config["primary_outcomes"])
     import matplotlib.pyplot as plt
 

@@ -102,6 +102,17 @@ def _policy(policy: DisclosurePolicy | None, design: StudyDesign | None) -> Disc
     return policy
 
 
+def mark_protected(frame: pd.DataFrame, policy: DisclosurePolicy, count_columns: Sequence[str]) -> pd.DataFrame:
+    """Record in ``frame.attrs["disclosure"]`` that ``count_columns`` went through disclosure control under ``policy``.
+
+    For tables protected by other modules (e.g. :func:`rp2pr_eval.presentation.flow.flow_table`):
+    :func:`export_table` then writes the frame as it is after checking those columns.
+    """
+    if not isinstance(policy, DisclosurePolicy):
+        raise ValueError(f"policy must be a DisclosurePolicy, got {type(policy).__name__}")
+    return _mark(frame, policy, count_columns)
+
+
 def _mark(frame: pd.DataFrame, policy: DisclosurePolicy | None, count_columns: Sequence[str] = ()) -> pd.DataFrame:
     """Record in ``attrs`` whether (and how) the frame was protected."""
     if policy is None:
@@ -1098,6 +1109,7 @@ __all__ = [
     "TABLE_ONE_COLUMNS",
     "disclosure_policy",
     "export_table",
+    "mark_protected",
     "national_table",
     "results_table",
     "table_one",

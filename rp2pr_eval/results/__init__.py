@@ -1,4 +1,4 @@
-"""Results: the ``Effect`` of one estimate, the event study, and what one outcome's analysis saved.
+"""Results: the ``Effect`` of one estimate, the event study, the referee's checks, and what one outcome's analysis saved.
 
 Results are frozen and JSON round-trip without loss; one renderer formats them (text, HTML, Markdown,
 LaTeX).
@@ -14,6 +14,7 @@ from rp2pr_eval.results.effect import (
 )
 from rp2pr_eval.results.event_study import EventStudy
 from rp2pr_eval.results.outcome import OutcomeAnalysis
+from rp2pr_eval.results.sensitivity import ParallelTrendsSensitivity, SensitivityChecks
 
-__all__ = ["TIDY_COLUMNS", "Effect", "EventStudy", "OutcomeAnalysis", "effects_table", "format_frame",
-           "load_effects", "render", "save_effects"]
+__all__ = ["TIDY_COLUMNS", "Effect", "EventStudy", "OutcomeAnalysis", "ParallelTrendsSensitivity", "SensitivityChecks",
+           "effects_table", "format_frame", "load_effects", "render", "save_effects"]

@@ -2,9 +2,11 @@
 
 Figures, tables and the report read these files; nothing here fits a model.
 What is saved must be safe to send: model output (effects, the event study, the
-randomisation draws, trust random effects) and, for the figures, the
-disclosure-controlled ``trends`` and ``panel_period`` frames that
-:func:`rp2pr_eval.pipeline.analysis.analyse_outcome` builds (no trust-year counts).
+randomisation draws, trust random effects, the referee's checks of ``sensitivity``) and, for the
+figures, the disclosure-controlled ``trends`` and ``panel_period`` frames that
+:func:`rp2pr_eval.pipeline.analysis.analyse_outcome` builds (no trust-year counts) and the
+disclosure-controlled per-trust points of the effect-modification figure (``sensitivity_points``).
+Results saved before a part existed load with that part ``None``.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from rp2pr_eval.results.effect import (
     to_native,
 )
 from rp2pr_eval.results.event_study import EventStudy
+from rp2pr_eval.results.sensitivity import SensitivityChecks
 
 #: ``schema`` of ``<outcome>.extras.json`` (the run-folder audit knows which of its parts are model output).
 EXTRAS_SCHEMA = "rp2pr_eval.outcome_extras"
@@ -50,29 +53,40 @@ class OutcomeAnalysis:
     ri_draws: np.ndarray | None = field(default=None, repr=False)
     #: Arm × year pooled rates with intervals for the trends figure, small arm-years withheld.
     trends: pd.DataFrame | None = None
+    #: The referee's checks (parallel-trends sensitivity, effect modification, leave one pair out, placebos):
+    #: :func:`rp2pr_eval.pipeline.referee.add_referee_checks`; ``None`` when not run (and in older results).
+    sensitivity: SensitivityChecks | None = None
 
     # ------------------------------------------------------------ display
     def show(self, name: str):
-        """The Effect (or event study) of one step, or a sentence saying why it was not run."""
+        """The Effect (or event study, or referee check) of one step, or a sentence saying why it was not run.
+
+        Referee checks (``"parallel_trends_relative_magnitudes"``, ``"effect_modification_interaction"``,
+        ``"leave_one_pair_out"``, …: :meth:`SensitivityChecks.show`) need :attr:`sensitivity`.
+        """
         if name == "event_study" and self.event_study is not None:
             return self.event_study
+        if name in _REFEREE_NAMES:
+            if self.sensitivity is not None:
+                return self.sensitivity.show(name)
+            return _markdown(f"*{name}: the referee's checks were not run.*")
         if name in self.effects:
             return self.effects[name]
         reason = self.skipped.get(name, "not requested")
-        try:
-            from IPython.display import Markdown
-
-            return Markdown(f"*{name}: {reason}.*")
-        except ImportError:  # pragma: no cover
-            return f"{name}: {reason}."
+        return _markdown(f"*{name}: {reason}.*")
 
     def table(self) -> pd.DataFrame:
         """Tidy effects table of every estimate for this outcome."""
         return effects_table(self.effects.values())
 
     # ------------------------------------------------------------ persistence
-    def save(self, results_dir: str | Path) -> Path:
-        """Write ``<outcome>.json`` (effects), ``<outcome>.extras.json`` and ``<outcome>.ri_draws.npy``."""
+    def save(self, results_dir: str | Path, *, timings_dir: str | Path | None = None) -> Path:
+        """Write ``<outcome>.json`` (effects), ``<outcome>.extras.json`` and ``<outcome>.ri_draws.npy``.
+
+        With ``timings_dir``, the seconds of each estimator and referee check go to
+        ``<timings_dir>/<outcome>.json`` (timings are kept out of the results, which reproduce to the
+        byte; the batch runner moves them into the run's manifest).
+        """
         results_dir = Path(results_dir)
         results_dir.mkdir(parents=True, exist_ok=True)
         path = save_effects(list(self.effects.values()), results_dir / f"{self.outcome}.json")
@@ -87,10 +101,19 @@ class OutcomeAnalysis:
             "trends": None if self.trends is None else _records(self.trends),
             "skipped": self.skipped,
         }
+        if self.sensitivity is not None:   # keys absent otherwise: files of runs without the checks are unchanged
+            extras["sensitivity"] = self.sensitivity.to_dict()
+            extras["sensitivity_points"] = self.sensitivity.points_records()
         (results_dir / f"{self.outcome}.extras.json").write_text(
             json.dumps(json_safe(to_native(extras)), indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
         if self.ri_draws is not None:
             np.save(results_dir / f"{self.outcome}.ri_draws.npy", np.asarray(self.ri_draws, dtype=float))
+        if timings_dir is not None:
+            timings = {"estimators": dict(self.timings),
+                       "referee_checks": {} if self.sensitivity is None else dict(self.sensitivity.timings)}
+            Path(timings_dir).mkdir(parents=True, exist_ok=True)
+            (Path(timings_dir) / f"{self.outcome}.json").write_text(
+                json.dumps(json_safe(to_native(timings)), indent=1, sort_keys=True) + "\n", encoding="utf-8")
         return path
 
     @classmethod
@@ -108,8 +131,24 @@ class OutcomeAnalysis:
             panel_year=None if extras["panel_year"] is None else pd.DataFrame(extras["panel_year"]),
             panel_period=None if extras["panel_period"] is None else pd.DataFrame(extras["panel_period"]),
             trends=None if extras.get("trends") is None else pd.DataFrame(extras["trends"]),
+            sensitivity=None if extras.get("sensitivity") is None else SensitivityChecks.from_dict(
+                extras["sensitivity"], extras.get("sensitivity_points")),
             skipped=extras["skipped"], ri_draws=np.load(draws_path) if draws_path.exists() else None,
         )
+
+
+_REFEREE_NAMES = frozenset({
+    "parallel_trends_relative_magnitudes", "parallel_trends_smoothness", "effect_modification_interaction",
+    "effect_modification_within_pair", "leave_one_pair_out", "placebo_in_time", "placebo_outcome"})
+
+
+def _markdown(text: str):
+    try:
+        from IPython.display import Markdown
+
+        return Markdown(text)
+    except ImportError:  # pragma: no cover
+        return text.strip("*")
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

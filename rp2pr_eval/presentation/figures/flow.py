@@ -6,13 +6,14 @@ policy by default) and returns the Figure.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from rp2pr_eval.presentation.disclosure import DisclosurePolicy
 from rp2pr_eval.presentation.figures.style import ARM_COLOURS, ARM_LABELS, NEUTRAL_COLOUR, figure_size
-from rp2pr_eval.presentation.flow import flow_table
+from rp2pr_eval.presentation.flow import flow_table, load_flow
 from rp2pr_eval.study.design import StudyDesign, resolve_design
 from rp2pr_eval.study.outcomes import OUTCOMES
 
@@ -44,8 +45,11 @@ def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
 
     Parameters
     ----------
-    flow : pandas.DataFrame or list of dict
-        :func:`rp2pr_eval.data.flow.flow_counts` output (or its ``to_dict(orient="records")``, as saved).
+    flow : pandas.DataFrame, list of dict or mapping
+        :func:`rp2pr_eval.data.flow.flow_counts` output (or its ``to_dict(orient="records")``), or the
+        protected table of :func:`rp2pr_eval.presentation.flow.flow_table` /
+        :func:`~rp2pr_eval.presentation.flow.load_flow` (the run's saved ``results/flow.json``,
+        also accepted parsed), which is drawn as it is.
     design : StudyDesign, optional
         Gives the period years in the labels and the default disclosure policy.
     policy : DisclosurePolicy, optional
@@ -64,7 +68,9 @@ def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
     import matplotlib.pyplot as plt
 
     design = resolve_design(design)
-    if not isinstance(flow, pd.DataFrame):
+    if isinstance(flow, Mapping):
+        flow = load_flow(flow)
+    elif not isinstance(flow, pd.DataFrame):
         flow = pd.DataFrame(list(flow))
     table = flow_table(flow, design=design, policy=policy)
     if fig is None:

@@ -156,7 +156,8 @@ def plot_effect_modification(effect, *, ax: Axes | None = None, label: str | Non
 
 
 # --------------------------------------------------------------------------- leave one pair out
-def plot_leave_one_pair_out(frame, *, ax: Axes | None = None, label: str | None = None, n_named: int = 5) -> Axes:
+def plot_leave_one_pair_out(frame, *, ax: Axes | None = None, label: str | None = None, n_named: int = 5,
+                            scale: str = "risk_difference") -> Axes:
     """Each pair's leave-one-out estimate with its CI, against the full-data estimate and CI (shaded).
 
     Rows are pairs sorted by their estimate; the ``n_named`` largest shifts are labelled in bold.
@@ -165,6 +166,9 @@ def plot_leave_one_pair_out(frame, *, ax: Axes | None = None, label: str | None 
     ----------
     frame : pandas.DataFrame or list of dict
         :func:`rp2pr_eval.leave_one_pair_out` output (or ``frame.to_dict(orient="records")``).
+    scale : str
+        Scale of the estimates (``"risk_difference"``: drawn in percentage points; any other
+        scale, e.g. ``"log_ratio"``, as it is).
     """
     if not isinstance(frame, pd.DataFrame):
         frame = pd.DataFrame(list(frame))
@@ -174,21 +178,23 @@ def plot_leave_one_pair_out(frame, *, ax: Axes | None = None, label: str | None 
         raise ValueError(f"n_named must be a non-negative integer, got {n_named!r}")
     if frame["outcome"].nunique() != 1:
         raise DataError("plot_leave_one_pair_out: the frame holds several outcomes; pass one")
+    mult, unit = _multiplier(scale)
+    digits = 2 if mult == 100 else 3
     f = frame.sort_values("estimate", kind="mergesort").reset_index(drop=True)
     y = np.arange(len(f))
     ax = new_axes(ax)
     full = f.iloc[0]
-    ax.axvspan(100 * full["full_ci_low"], 100 * full["full_ci_high"], color=WINDOW_COLOUR, lw=0, zorder=0,
+    ax.axvspan(mult * full["full_ci_low"], mult * full["full_ci_high"], color=WINDOW_COLOUR, lw=0, zorder=0,
                label="Full-data 95% CI")
-    ax.axvline(100 * full["full_estimate"], color=NEUTRAL_COLOUR, lw=0.8, zorder=1, label="Full-data estimate")
+    ax.axvline(mult * full["full_estimate"], color=NEUTRAL_COLOUR, lw=0.8, zorder=1, label="Full-data estimate")
     ax.axvline(0.0, color=NEUTRAL_COLOUR, lw=0.5, ls="--", zorder=1)
     for arm in ("intervention", "control"):
         sel = (f["arm"] == arm).to_numpy()
         if not sel.any():
             continue
-        ax.hlines(y[sel], 100 * f.loc[sel, "ci_low"], 100 * f.loc[sel, "ci_high"], color=ARM_COLOURS[arm], lw=0.7,
+        ax.hlines(y[sel], mult * f.loc[sel, "ci_low"], mult * f.loc[sel, "ci_high"], color=ARM_COLOURS[arm], lw=0.7,
                   zorder=2)
-        ax.plot(100 * f.loc[sel, "estimate"], y[sel], ls="", marker=ARM_MARKERS[arm], ms=3, color=ARM_COLOURS[arm],
+        ax.plot(mult * f.loc[sel, "estimate"], y[sel], ls="", marker=ARM_MARKERS[arm], ms=3, color=ARM_COLOURS[arm],
                 zorder=3, label=f"Left out: {ARM_LABELS[arm].lower()} pair")
     named = set(f["shift"].abs().sort_values(ascending=False).index[:n_named])
     ax.set_yticks(y, labels=f["pair_id"].astype(str))
@@ -197,12 +203,12 @@ def plot_leave_one_pair_out(frame, *, ax: Axes | None = None, label: str | None 
         if i in named:
             tick.set_fontweight("bold")
     ax.set_ylim(-0.8, len(f) - 0.2)
-    ax.set_xlabel("Estimate without the pair (percentage points)")
+    ax.set_xlabel(f"Estimate without the pair ({unit})")
     ax.set_ylabel("Pair left out")
     est = f["estimate"]
     ax.set_title(f"{_label(full['outcome'], label)}: leave one pair out\nrange "
-                 f"{format_number(100 * est.min(), 2)} to {format_number(100 * est.max(), 2)} pp "
-                 f"(full {format_number(100 * full['full_estimate'], 2)})")
+                 f"{format_number(mult * est.min(), digits)} to {format_number(mult * est.max(), digits)}"
+                 f"{' pp' if mult == 100 else ''} (full {format_number(mult * full['full_estimate'], digits)})")
     ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2, handletextpad=0.3,
               columnspacing=0.8)
     return ax

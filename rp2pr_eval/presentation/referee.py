@@ -1,0 +1,264 @@
+"""The referee's checks and the flow diagram of a run, drawn and tabulated from saved results only (never fits).
+
+* :func:`referee_figures` draws (and saves) one outcome's sensitivity, effect-modification and
+  leave-one-pair-out figures from its :class:`~rp2pr_eval.results.outcome.OutcomeAnalysis`
+  (``sensitivity``, loaded or fresh);
+* :func:`flow_figure` draws the flow diagram from the saved flow record (``results/flow.json``,
+  written by :func:`~rp2pr_eval.presentation.flow.save_flow`, re-exported here with
+  :func:`~rp2pr_eval.presentation.flow.load_flow`);
+* :func:`sensitivity_summary` is the table of every outcome's checks — breakdown values,
+  effect-modification estimate with its interval, leave-one-pair-out range and largest shift,
+  placebo results — that the report shows, and :func:`export_sensitivity_summary` writes it to
+  ``tables/sensitivity.{csv,tex,md,html}`` (model estimates only: no counts);
+* :func:`redraw_referee_figures` redraws all of them for ``rp2pr-eval figures``.
+
+Methods: ``docs/methods/sensitivity.md``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from rp2pr_eval.presentation.flow import FLOW_FILE, load_flow, save_flow
+from rp2pr_eval.results.outcome import OutcomeAnalysis
+from rp2pr_eval.study.design import StudyDesign
+from rp2pr_eval.study.outcomes import OUTCOMES
+
+__all__ = ["FIGURE_KINDS", "SENSITIVITY_COLUMNS", "export_sensitivity_summary", "flow_figure", "load_flow",
+           "redraw_outcome_referee_figures", "redraw_referee_figures", "referee_figures", "save_flow",
+           "sensitivity_summary"]
+
+#: Figures of :func:`referee_figures`, saved as ``<outcome>_<kind>.{png,pdf,svg}``.
+FIGURE_KINDS: tuple[str, ...] = ("sensitivity", "effect_modification", "leave_one_pair_out")
+#: Columns of :func:`sensitivity_summary`, in order.
+SENSITIVITY_COLUMNS: tuple[str, ...] = (
+    "outcome", "label", "scale", "sensitivity_target", "breakdown_relative_magnitudes", "breakdown_smoothness",
+    "effect_modification", "effect_modification_ci_low", "effect_modification_ci_high", "effect_modification_p",
+    "effect_modification_ri_p", "within_pair", "within_pair_ci_low", "within_pair_ci_high", "within_pair_ri_p",
+    "lopo_estimator", "lopo_full", "lopo_min", "lopo_max", "lopo_min_pair", "lopo_max_pair", "lopo_largest_shift_pair",
+    "lopo_largest_shift", "lopo_jackknife_se", "placebo_in_time", "placebo_in_time_ci_low", "placebo_in_time_ci_high",
+    "placebo_in_time_p", "placebo_outcome", "placebo_outcome_ci_low", "placebo_outcome_ci_high", "placebo_outcome_p",
+    "not_run",
+)
+
+
+def _close(figures: dict) -> None:
+    import matplotlib.pyplot as plt
+
+    for fig in figures.values():
+        if fig is not None:
+            plt.close(fig)
+
+
+def referee_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = None, *,
+                    close: bool = True) -> dict[str, object]:
+    """Draw (and save as PNG/PDF/SVG when ``figures_dir`` is given) one outcome's referee figures.
+
+    Returns ``{"sensitivity", "effect_modification", "leave_one_pair_out"}`` → Figure, or ``None``
+    where the outcome has no such result (check not run or not applicable).  ``sensitivity`` has one
+    panel per restriction (relative magnitudes, smoothness); the effect-modification figure draws
+    the disclosure-controlled per-trust points and says how many were withheld.  ``close=True``
+    (default, as :func:`rp2pr_eval.presentation.report.outcome_figures`) closes the figures after
+    saving, so a notebook shows each once, where it is displayed.
+    """
+    import matplotlib.pyplot as plt
+
+    from rp2pr_eval.presentation import figures as fg
+
+    if not isinstance(analysis, OutcomeAnalysis):
+        raise TypeError(f"analysis must be an OutcomeAnalysis, got {type(analysis).__name__}")
+    out: dict[str, object] = dict.fromkeys(FIGURE_KINDS)
+    checks = analysis.sensitivity
+    if checks is not None:
+        label = analysis.label
+        if checks.parallel_trends:
+            results = list(checks.parallel_trends.values())
+            with fg.style(size="double"):
+                fig, axes = plt.subplots(1, len(results), figsize=fg.figure_size("double", aspect=0.45),
+                                         layout="constrained", squeeze=False)
+                for ax, result in zip(axes[0], results):
+                    fg.plot_sensitivity(result, ax=ax, label=label)
+                    ax.set_title(f"{label}: {result.target}\n{result.restriction.replace('_', ' ')} ({result.method})")
+            out["sensitivity"] = fig
+        interaction = checks.interaction_with_points()
+        if interaction is not None and interaction.details.get("points"):
+            with fg.style(size="single"):
+                ax = fg.plot_effect_modification(interaction, label=label)
+                withheld = int(interaction.details.get("points_withheld", 0))
+                if withheld:
+                    ax.set_xlabel(f"{ax.get_xlabel()}\n(not shown, small counts: {withheld} trusts)")
+            out["effect_modification"] = ax.figure
+        if checks.leave_one_pair_out is not None and len(checks.leave_one_pair_out):
+            with fg.style(size="single"):
+                ax = fg.plot_leave_one_pair_out(checks.leave_one_pair_out, label=label, scale=checks.scale)
+                ax.figure.set_size_inches(fg.figure_size("single", aspect=1.5))
+            out["leave_one_pair_out"] = ax.figure
+    if figures_dir is not None:
+        for kind, fig in out.items():
+            if fig is not None:
+                fg.save_figure(fig, Path(figures_dir) / f"{analysis.outcome}_{kind}")
+    if close:
+        _close(out)
+    return out
+
+
+def flow_figure(flow, figures_dir: str | Path | None = None, *, design: StudyDesign | None = None,
+                close: bool = True):
+    """The flow diagram from the saved flow record (a results folder, ``flow.json`` or the protected table).
+
+    Saved as ``<figures_dir>/flow_diagram.{png,pdf,svg}`` when ``figures_dir`` is given; returns the
+    Figure (closed unless ``close=False``).
+    """
+    from rp2pr_eval.presentation import figures as fg
+
+    table = flow if isinstance(flow, pd.DataFrame) else load_flow(flow)
+    with fg.style(size="double"):
+        fig = fg.plot_flow_diagram(table, design=design)
+    if figures_dir is not None:
+        fg.save_figure(fig, Path(figures_dir) / "flow_diagram")
+    if close:
+        _close({"flow": fig})
+    return fig
+
+
+def _effect_columns(prefix: str, effect, *, ri: bool = False, p: bool = True) -> dict[str, float]:
+    if effect is None:
+        values = {prefix: np.nan, f"{prefix}_ci_low": np.nan, f"{prefix}_ci_high": np.nan}
+        if p:
+            values[f"{prefix}_p"] = np.nan
+        if ri:
+            values[f"{prefix}_ri_p"] = np.nan
+        return values
+    values = {prefix: effect.estimate, f"{prefix}_ci_low": effect.ci_low, f"{prefix}_ci_high": effect.ci_high}
+    if p:
+        values[f"{prefix}_p"] = effect.p_value
+    if ri:
+        ri_p = effect.details.get("ri_p_value")
+        values[f"{prefix}_ri_p"] = np.nan if ri_p is None else float(ri_p)
+    return values
+
+
+def _row(analysis: OutcomeAnalysis) -> dict[str, object]:
+    checks = analysis.sensitivity
+    entry = OUTCOMES.get(analysis.outcome)
+    row: dict[str, object] = {"outcome": analysis.outcome, "label": entry.label if entry else analysis.label,
+                              "scale": checks.scale}
+    pt = checks.parallel_trends
+    first = next(iter(pt.values()), None)
+    row["sensitivity_target"] = first.target if first is not None else ""
+    for restriction in ("relative_magnitudes", "smoothness"):
+        result = pt.get(restriction)
+        row[f"breakdown_{restriction}"] = result.breakdown if result is not None else np.nan
+    row.update(_effect_columns("effect_modification", checks.effect_modification_effect("interaction"), ri=True))
+    row.update(_effect_columns("within_pair", checks.effect_modification_effect("within_pair"), ri=True, p=False))
+    lopo = checks.leave_one_pair_out_summary(n_largest=1)
+    if lopo is None:
+        row.update({"lopo_estimator": "", "lopo_full": np.nan, "lopo_min": np.nan, "lopo_max": np.nan,
+                    "lopo_min_pair": "", "lopo_max_pair": "", "lopo_largest_shift_pair": "",
+                    "lopo_largest_shift": np.nan, "lopo_jackknife_se": np.nan})
+    else:
+        pair, shift = lopo["largest"][0]
+        row.update({"lopo_estimator": lopo["estimator"], "lopo_full": lopo["full_estimate"], "lopo_min": lopo["min"],
+                    "lopo_max": lopo["max"], "lopo_min_pair": lopo["min_pair"], "lopo_max_pair": lopo["max_pair"],
+                    "lopo_largest_shift_pair": pair, "lopo_largest_shift": shift,
+                    "lopo_jackknife_se": lopo["jackknife_se"]})
+    row.update(_effect_columns("placebo_in_time", checks.placebo_in_time))
+    row.update(_effect_columns("placebo_outcome", checks.placebo_outcome))
+    row["not_run"] = "; ".join(f"{k}: {v}" for k, v in checks.skipped.items()
+                               if not v.startswith("not requested"))
+    return row
+
+
+def sensitivity_summary(results_dir: str | Path, outcomes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every outcome's referee checks in one frame, read from saved results (no refitting).
+
+    One row per outcome with saved checks (outcomes without results, or saved without the checks,
+    are left out), columns :data:`SENSITIVITY_COLUMNS`:
+
+    * ``breakdown_relative_magnitudes`` (M̄) and ``breakdown_smoothness`` (M, on the estimates'
+      scale) — the smallest bound at which the 95 % robust set for ``sensitivity_target`` includes
+      0 (0: it does under exact parallel trends; ``inf``: no bound found);
+    * ``effect_modification`` — the interaction (change in the effect per 10 percentage points of
+      baseline rate) with its CR2 interval, CR2 p and randomisation p; ``within_pair`` — the
+      between-arm difference of the within-pair (low − high baseline) change;
+    * ``lopo_min``/``lopo_max`` — the range of the leave-one-pair-out estimates (``lopo_full``: all
+      pairs), the pairs giving them, and the largest shift;
+    * ``placebo_in_time`` and ``placebo_outcome`` estimates with intervals and p-values;
+    * ``not_run`` — checks that did not apply or could not be estimated, and why.
+
+    Numbers stay numbers, on the scale of the estimates (``scale``: risk differences as
+    proportions); format with :func:`rp2pr_eval.results.format_frame` or the table exporter.
+
+    Parameters
+    ----------
+    results_dir
+        A run's ``results/`` folder (or any folder :meth:`OutcomeAnalysis.save` wrote to).
+    outcomes
+        Outcomes in the order wanted (default: every ``<outcome>.extras.json`` in the folder,
+        in registry order).
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"{results_dir}: results folder not found")
+    if outcomes is None:
+        saved = {p.name.removesuffix(".extras.json") for p in results_dir.glob("*.extras.json")}
+        outcomes = [o for o in OUTCOMES if o in saved] + sorted(saved - set(OUTCOMES))
+    elif isinstance(outcomes, str):
+        raise ValueError(f"outcomes must be a list of outcome names, got the string {outcomes!r}")
+    rows = []
+    for outcome in outcomes:
+        if not (results_dir / f"{outcome}.json").exists() or not (results_dir / f"{outcome}.extras.json").exists():
+            continue
+        analysis = OutcomeAnalysis.load(results_dir, outcome)
+        if analysis.sensitivity is not None:
+            rows.append(_row(analysis))
+    frame = pd.DataFrame(rows, columns=list(SENSITIVITY_COLUMNS))
+    for col in SENSITIVITY_COLUMNS:
+        if col not in ("outcome", "label", "scale", "sensitivity_target", "lopo_estimator", "lopo_min_pair",
+                       "lopo_max_pair", "lopo_largest_shift_pair", "not_run"):
+            frame[col] = frame[col].astype(float)
+    return frame
+
+
+def export_sensitivity_summary(results_dir: str | Path, tables_dir: str | Path,
+                               outcomes: Sequence[str] | None = None) -> list[Path]:
+    """Write :func:`sensitivity_summary` to ``<tables_dir>/sensitivity.{csv,tex,md,html}``.
+
+    Model estimates only (no counts of patients), so exempt from disclosure control; an
+    infinite breakdown value is written as ``inf``.  Returns the files written (none when no
+    outcome has saved checks).
+    """
+    from rp2pr_eval.presentation.tables import export_table
+
+    frame = sensitivity_summary(results_dir, outcomes)
+    if not len(frame):
+        return []
+    numbers = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    return export_table(frame, Path(tables_dir) / "sensitivity", exempt_columns=numbers, digits=4,
+                        caption="Referee's checks: parallel-trends breakdown values, effect modification by baseline, "
+                                "leave one pair out, placebo checks")
+
+
+def redraw_referee_figures(results_dir: str | Path, figures_dir: str | Path, outcomes: Sequence[str], *,
+                           design: StudyDesign | None = None) -> list[Path]:
+    """Redraw the referee figures of ``outcomes`` and the flow diagram from saved results (SVG paths written)."""
+    results_dir, figures_dir = Path(results_dir), Path(figures_dir)
+    written: list[Path] = []
+    for outcome in outcomes:
+        written += redraw_outcome_referee_figures(results_dir, figures_dir, outcome)
+    if (results_dir / FLOW_FILE).exists():
+        flow_figure(results_dir, figures_dir, design=design)
+        written.append(figures_dir / "flow_diagram.svg")
+    return written
+
+
+def redraw_outcome_referee_figures(results_dir: str | Path, figures_dir: str | Path, outcome: str) -> list[Path]:
+    """One outcome's referee figures from its saved results (SVG paths written; none without saved checks)."""
+    analysis = OutcomeAnalysis.load(Path(results_dir), outcome)
+    if analysis.sensitivity is None:
+        return []
+    figs = referee_figures(analysis, figures_dir)
+    return [Path(figures_dir) / f"{outcome}_{k}.svg" for k, f in figs.items() if f is not None]
