@@ -32,13 +32,11 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
     """Draw (and save as PNG/PDF/SVG when ``figures_dir`` is given) one outcome's figures.
 
     Returns ``{"trends", "event_study", "funnel", "randomisation", "caterpillar"}``
-    → Figure or ``None`` where the outcome has no such result.
+    → Figure or ``None`` where the outcome has no such result. The figures are made
+    outside pyplot (:class:`~rp2pr_eval.presentation.figures.DisplayFigure`): the
+    backend and ``rcParams`` are left alone, and a notebook cell that returns one of
+    them shows it inline, once.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     from rp2pr_eval.presentation import figures as fg
 
     out: dict[str, object] = dict.fromkeys(("trends", "event_study", "funnel", "randomisation", "caterpillar"))
@@ -81,9 +79,6 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
         for kind, fig in out.items():
             if fig is not None:
                 fg.save_figure(fig, figures_dir / f"{name}_{kind}")
-    for fig in out.values():
-        if fig is not None:
-            plt.close(fig)
     return out
 
 
@@ -142,21 +137,37 @@ class SummaryReport:
             frame["p_romano_wolf"] = [e.details["p_adjusted"] for e in self.primary_romano_wolf]
         return frame.drop(columns=[c for c in ("p_adjusted", "adjust_method") if c in frame])
 
-    def forest(self, *, scale: str = "risk_difference"):
+    def forest(self, *, scale: str | None = None, size: str = "double"):
+        """The forest plot of the run: every outcome, the four main estimators (and Cox for survival).
+
+        ``scale=None`` (default) stacks one panel per scale (:func:`~rp2pr_eval.presentation.figures.forest_figure`:
+        risk differences, waiting-time ratios, hazard ratios); a forest scale name draws that scale alone.
+        """
         from rp2pr_eval.presentation import figures as fg
 
-        with fg.style(size="double"):
-            frame = self.effects[self.effects["estimator"].isin(["ancova", "did_aggregate", "did_twfe", "mixed_linear"])
-                                 & (self.effects["scale"] == scale)] if len(self.effects) else self.effects
+        keep = ["ancova", "did_aggregate", "did_twfe", "mixed_linear", "did_cox"]
+        frame = self.effects[self.effects["estimator"].isin(keep)] if len(self.effects) else self.effects
+        with fg.style(size=size):
             if not len(frame):
-                import matplotlib.pyplot as plt
-
-                fig, ax = plt.subplots()
+                fig = fg.new_figure()
+                ax = fig.add_subplot()
                 ax.set_axis_off()
-                ax.text(0.5, 0.5, f"No {scale.replace('_', ' ')} estimates in this run", ha="center", va="center")
+                ax.text(0.5, 0.5, "No estimates in this run", ha="center", va="center")
                 return fig
+            frame = self._with_holm(frame.reset_index(drop=True))
+            if scale is None:
+                return fg.forest_figure(frame, labels=LABELS, size=size)
             ax = fg.plot_forest(frame.reset_index(drop=True), scale=scale, labels=LABELS)
         return ax.figure
+
+    def _with_holm(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Add the Holm-adjusted p of each primary ANCOVA estimate (NaN elsewhere)."""
+        holm = {e.outcome: e.details["p_adjusted"] for e in self.primary_holm}
+        out = frame.copy()
+        primary = out["estimator"].eq("ancova") & out["outcome"].isin(list(holm))
+        out["p_adjusted"] = np.where(primary, out["outcome"].map(holm), np.nan).astype(float)
+        out["adjust_method"] = "holm" if holm else None
+        return out
 
     def headline_markdown(self) -> str:
         return "\n".join(f"- {h}" for h in self.headlines)
@@ -244,15 +255,39 @@ def regenerate_figures(run_dir: str | Path, *, n_jobs: int = -1) -> list[Path]:
         parts = Parallel(n_jobs=n_jobs)(delayed(_redraw_outcome)(results_dir, figures_dir, o, during) for o in outcomes)
     written: list[Path] = [p for part in parts for p in part]
     summary = load_summary(results_dir, outcomes, config["primary_outcomes"])
-    import matplotlib.pyplot as plt
-
     from rp2pr_eval.presentation.figures import save_figure
 
-    fig = summary.forest()
-    save_figure(fig, figures_dir / "forest")
-    plt.close(fig)
+    save_figure(summary.forest(), figures_dir / "forest")
     written.append(figures_dir / "forest.svg")
+    trends = primary_trends_figure(results_dir, config["primary_outcomes"], during=during)
+    if trends is not None:
+        save_figure(trends, figures_dir / "primary_trends")
+        written.append(figures_dir / "primary_trends.svg")
     return written
+
+
+def primary_trends_figure(results_dir: str | Path, outcomes: Sequence[str], *, during: Sequence[int] = (2010, 2011),
+                          size: str = "double"):
+    """Small multiples of the rates by arm and year of ``outcomes``, from the saved (disclosure-controlled) trends.
+
+    The figure of ``01_descriptives`` redrawn from saved results (arm-years withheld by
+    disclosure control are not drawn); ``None`` when no outcome has saved trends.
+    """
+    from rp2pr_eval.presentation import figures as fg
+
+    results_dir = Path(results_dir)
+    panels = {}
+    for o in outcomes:
+        if not (results_dir / f"{o}.json").exists():
+            continue
+        a = OutcomeAnalysis.load(results_dir, o)
+        trends = a.trends if a.trends is not None else a.panel_year
+        if trends is not None and _drawable_trends(trends):
+            panels[o] = trends
+    if not panels:
+        return None
+    with fg.style(size=size):
+        return fg.plot_trends_grid(panels, labels=LABELS, during_years=tuple(during), size=size)
 
 
 def write_index(run_dir: str | Path, *, title: str = "ILCOP evaluation run") -> Path:

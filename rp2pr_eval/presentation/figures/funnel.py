@@ -368,10 +368,12 @@ def plot_funnel(
         raise DataError(f"{func}: panel needs 0 <= numerator <= denominator and denominator > 0")
     label = outcome_label(name, labels, default="Rate")
 
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(1, len(periods), sharey=True, squeeze=False, layout="constrained")
+    from rp2pr_eval.presentation.figures.canvas import new_figure
+
+    fig = new_figure()
+    axes = fig.subplots(1, len(periods), sharey=True, squeeze=False)
     axes = axes[0]
     drew_reference = False
     for ax, period in zip(axes, periods):
