@@ -28,20 +28,26 @@ LABELS = {name: o.label for name, o in OUTCOMES.items()}
 
 
 def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = None, *,
-                    design_during: Sequence[int] = (2010, 2011)) -> dict[str, object]:
+                    design_during: Sequence[int] = (2010, 2011), size: str | None = None) -> dict[str, object]:
     """Draw (and save as PNG/PDF/SVG when ``figures_dir`` is given) one outcome's figures.
 
     Returns ``{"trends", "event_study", "funnel", "randomisation", "caterpillar"}``
     → Figure or ``None`` where the outcome has no such result. The figures are made
     outside pyplot (:class:`~rp2pr_eval.presentation.figures.DisplayFigure`): the
     backend and ``rcParams`` are left alone, and a notebook cell that returns one of
-    them shows it inline, once.
+    them shows it inline, once. ``size``: ``"single"`` (85 mm) or ``"double"`` (170 mm)
+    for every figure; default 85 mm, the funnel plots (two panels) 170 mm.
+
+    Units: risk differences in percentage points; a randomisation test of the t
+    statistic is labelled as such; waiting times (estimated as log ratios of geometric
+    means) are drawn as ratios on a log axis.
     """
     from rp2pr_eval.presentation import figures as fg
 
     out: dict[str, object] = dict.fromkeys(("trends", "event_study", "funnel", "randomisation", "caterpillar"))
     name = analysis.outcome
-    with fg.style(size="single"):
+    one = size or "single"
+    with fg.style(size=one):
         trends = analysis.trends if analysis.trends is not None else analysis.panel_year
         if trends is not None and _drawable_trends(trends):
             ax = fg.plot_trends(trends, labels=LABELS, during_years=tuple(design_during), outcome=name)
@@ -50,7 +56,8 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
         if analysis.event_study is not None:
             es = analysis.event_study
             ax = fg.plot_event_study(es.to_frame(), pretrend_p=es.pretrend_p, reference_year=es.reference_year,
-                                     label=analysis.label, scale_pp=analysis.kind == "binary")
+                                     label=analysis.label, scale_pp=analysis.kind == "binary",
+                                     ratio=_effect_scale(analysis) == "log_ratio")
             out["event_study"] = ax.figure
         if analysis.randomisation is not None:
             r = analysis.randomisation
@@ -59,7 +66,10 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
                 h = r["histogram"]
                 mids = (np.asarray(h["edges"][:-1]) + np.asarray(h["edges"][1:])) / 2
                 draws = np.repeat(mids, h["counts"])
-            ax = fg.plot_randomisation(r["observed"], np.asarray(draws), p_value=r["p_value"], label=analysis.label)
+            observed, draws, xlabel, log_x = _randomisation_units(analysis, float(r["observed"]), np.asarray(draws))
+            ax = fg.plot_randomisation(observed, draws, p_value=r["p_value"], label=xlabel)
+            if log_x:
+                ax.set_xscale("log")
             out["randomisation"] = ax.figure
         if analysis.trust_effects is not None and len(analysis.trust_effects):
             ax = fg.plot_caterpillar(analysis.trust_effects)
@@ -69,7 +79,7 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
         shown = panel[~_withheld_mask(panel)]
         periods = [p for p in ("pre", "post") if _funnel_drawable(shown[shown["period"].astype(str) == p])]
         if periods:
-            with fg.style(size="double"):
+            with fg.style(size=size or "double"):
                 fig = fg.plot_funnel(shown, labels=LABELS, periods=periods)
                 for ax, period in zip(fig.axes, periods):
                     _note_withheld(ax, _withheld(panel[panel["period"].astype(str) == period]), "trusts")
@@ -80,6 +90,30 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
             if fig is not None:
                 fg.save_figure(fig, figures_dir / f"{name}_{kind}")
     return out
+
+
+def _effect_scale(analysis: OutcomeAnalysis) -> str | None:
+    main = analysis.effects.get("ancova") or next(iter(analysis.effects.values()), None)
+    return None if main is None else main.scale
+
+
+def _randomisation_units(analysis: OutcomeAnalysis, observed: float, draws: np.ndarray):
+    """The randomisation statistic in the units of the other figures, and its axis label."""
+    from rp2pr_eval.study.outcomes import ESTIMATOR_LABELS
+
+    r = analysis.randomisation
+    estimator = ESTIMATOR_LABELS.get(r.get("estimator", "ancova"), r.get("estimator", "ancova"))
+    estimator = estimator.replace(" (primary)", "")
+    if r.get("statistic") == "t":
+        return observed, draws, f"{estimator} t statistic\n(estimate / standard error)", False
+    scale = _effect_scale(analysis)
+    if scale == "risk_difference":
+        return 100 * observed, 100 * draws, f"{estimator} risk difference\n(percentage points)", False
+    if scale in ("log_ratio", "log_odds_ratio", "log_hazard_ratio"):
+        what = {"log_ratio": "ratio of geometric means", "log_odds_ratio": "odds ratio",
+                "log_hazard_ratio": "hazard ratio"}[scale]
+        return float(np.exp(observed)), np.exp(draws), f"{estimator} {what}\n(intervention / control)", True
+    return observed, draws, f"{estimator} estimate", False
 
 
 def _withheld_mask(frame: pd.DataFrame) -> np.ndarray:

@@ -47,6 +47,7 @@ def plot_event_study(
     reference_year: int = 2009,
     label: str | None = None,
     scale_pp: bool = True,
+    ratio: bool = False,
 ) -> Axes:
     """Event-study plot: per-year effects with confidence intervals.
 
@@ -72,6 +73,10 @@ def plot_event_study(
         Outcome label, the first line of the title.
     scale_pp : bool
         Multiply estimates by 100 (risk differences as percentage points).
+    ratio : bool
+        The estimates are log ratios (e.g. of geometric mean waiting times): draw
+        ``exp`` of them on a log axis, reference line at 1, labelled as a ratio
+        (overrides ``scale_pp``).
 
     Returns
     -------
@@ -99,29 +104,36 @@ def plot_event_study(
             f"{func}: the reference_year={reference_year} row has estimate {ref_est[0]!r}; expected 0 "
             f"(is reference_year right?)"
         )
-    mult = 100.0 if scale_pp else 1.0
+    mult = 100.0 if scale_pp and not ratio else 1.0
+    move = np.exp if ratio else (lambda v: mult * v)
+    null = 1.0 if ratio else 0.0
     rows = frame.loc[~is_ref].sort_values("year")
     x = rows["year"].to_numpy(dtype=float)
-    y = mult * rows["estimate"].to_numpy(dtype=float)
-    yerr = np.vstack([y - mult * rows["ci_low"].to_numpy(dtype=float), mult * rows["ci_high"].to_numpy(dtype=float) - y])
+    y = move(rows["estimate"].to_numpy(dtype=float))
+    yerr = np.vstack([y - move(rows["ci_low"].to_numpy(dtype=float)), move(rows["ci_high"].to_numpy(dtype=float)) - y])
 
     ax = new_axes(ax)
     during = frame.loc[frame["period"].astype(str) == "during", "year"]
     if not during.empty:
         ax.axvspan(during.min() - 0.5, during.max() + 0.5, color=WINDOW_COLOUR, lw=0, zorder=0,
                    gid="intervention-window", label="Intervention period")
-    ax.axhline(0.0, color=NEUTRAL_COLOUR, lw=0.6, ls="--", gid="zero-line", zorder=1)
+    ax.axhline(null, color=NEUTRAL_COLOUR, lw=0.6, ls="--", gid="zero-line", zorder=1)
     ax.errorbar(x, y, yerr=yerr, fmt="o", color=SERIES_COLOURS[0], ms=4, elinewidth=0.9, capsize=0,
                 gid="event-study-estimates", label="Estimate", zorder=3)
-    ax.plot([reference_year], [0.0], ls="", marker="o", ms=4, mfc="white", mec=SERIES_COLOURS[0],
+    ax.plot([reference_year], [null], ls="", marker="o", ms=4, mfc="white", mec=SERIES_COLOURS[0],
             gid="event-study-reference", label=f"Reference ({reference_year})", zorder=4)
-    ax.annotate("ref.", (reference_year, 0.0), xytext=(0, -9), textcoords="offset points", ha="center",
+    ax.annotate("ref.", (reference_year, null), xytext=(0, -9), textcoords="offset points", ha="center",
                 va="top", fontsize="small")
+    if ratio:
+        _log_ticks(ax, axis="y")
     years = np.sort(np.unique(np.append(frame["year"].to_numpy(dtype=float), reference_year))).astype(int)
     ax.set_xticks(years, labels=[str(v) for v in years])
     ax.set_xlabel("Audit year (first seen)")
-    unit = " (percentage points)" if scale_pp else ""
-    ax.set_ylabel(f"Difference vs {reference_year}{unit}")
+    if ratio:
+        ax.set_ylabel(f"Ratio vs {reference_year} (intervention / control)")
+    else:
+        unit = " (percentage points)" if scale_pp else ""
+        ax.set_ylabel(f"Difference vs {reference_year}{unit}")
     title = [label] if label is not None else []
     if pretrend_p is not None:
         title.append(f"Joint pre-trend test p = {format_p(pretrend_p)}")
@@ -530,7 +542,7 @@ _LOG_TICK_TIERS = (
 )
 
 
-def _log_ticks(ax: Axes, *, max_ticks: int = 8) -> None:
+def _log_ticks(ax: Axes, *, max_ticks: int = 8, axis: str = "x") -> None:
     """Log x axis with plain-number ticks: the coarsest set giving 4 (or ``max_ticks``) to ``max_ticks`` ticks."""
     from matplotlib.ticker import (
         FixedLocator,
@@ -539,8 +551,9 @@ def _log_ticks(ax: Axes, *, max_ticks: int = 8) -> None:
         NullLocator,
     )
 
-    ax.set_xscale("log")
-    lo, hi = ax.get_xlim()
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
     chosen: tuple[float, ...] = ()
     for tier in _LOG_TICK_TIERS:
         inside = tuple(t for t in tier if lo <= t <= hi)
@@ -553,7 +566,7 @@ def _log_ticks(ax: Axes, *, max_ticks: int = 8) -> None:
         k = -(-len(chosen) // max_ticks)
         anchor = chosen.index(1) if 1 in chosen else 0
         chosen = tuple(t for i, t in enumerate(chosen) if (i - anchor) % k == 0)
-    ax.xaxis.set_major_locator(FixedLocator(chosen))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    target.set_major_locator(FixedLocator(chosen))
+    target.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    target.set_minor_locator(NullLocator())
+    target.set_minor_formatter(NullFormatter())

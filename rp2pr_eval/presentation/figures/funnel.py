@@ -455,7 +455,8 @@ def plot_funnel(
     if drew_reference:
         handles.append(Line2D([], [], color=_BINOMIAL_REFERENCE_COLOUR, lw=0.6, ls=":",
                               label="Binomial limits (no over-dispersion allowance)"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=3)
+    # two columns at most: three long entries side by side are wider than a page column
+    fig.legend(handles=handles, loc="outside lower center", ncols=2 if fig.get_figwidth() > 4 else 1)
     return fig
 
 

@@ -247,8 +247,8 @@ def plot_trends(
     ax.set_xlabel("Audit year (first seen)")
     ax.set_ylabel(f"{outcome_label(name, labels, default='Rate')} (%)")
     # Above the axes, not inside: a legend inside covers the points or their intervals.
-    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2, handlelength=1.6,
-              columnspacing=1.0)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3 if ax.figure.get_figwidth() > 4 else 1,
+              borderaxespad=0.2, handlelength=1.6, columnspacing=1.0)
     return ax
 
 
@@ -329,7 +329,11 @@ def plot_trends_grid(
     for row in axes:
         for ax in row[1:]:
             ax.set_ylabel("")
-    handles, names = axes.ravel()[0].get_legend_handles_labels()
-    fig.supxlabel("Audit year (first seen)", fontsize="medium")
-    fig.legend(handles, names, loc="outside lower center", ncols=len(names), handlelength=1.6, columnspacing=1.2)
+    flat = axes.ravel()
+    for i, ax in enumerate(flat[:n]):            # year label under the lowest panel of each column
+        if i + ncols >= n:
+            ax.set_xlabel("Audit year (first seen)")
+    handles, names = flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=2 if size == "single" else len(names),
+               handlelength=1.6, columnspacing=1.2)
     return fig
