@@ -293,7 +293,8 @@ def regenerate_figures(run_dir: str | Path, *, n_jobs: int = -1) -> list[Path]:
 
     save_figure(summary.forest(), figures_dir / "forest")
     written.append(figures_dir / "forest.svg")
-    trends = primary_trends_figure(results_dir, config["primary_outcomes"], during=during)
+    trends = primary_trends_figure(results_dir, [o for o in config["primary_outcomes"] if o in config["outcomes"]],
+                                   during=during)
     if trends is not None:
         save_figure(trends, figures_dir / "primary_trends")
         written.append(figures_dir / "primary_trends.svg")
@@ -304,11 +305,11 @@ def primary_trends_figure(results_dir: str | Path, outcomes: Sequence[str], *, d
                           size: str = "double"):
     """Small multiples of the rates by arm and year of ``outcomes``, from the saved (disclosure-controlled) trends.
 
-    The figure of ``01_descriptives`` redrawn from saved results (arm-years withheld by
-    disclosure control are not drawn); ``None`` when no outcome has saved trends.
+    What ``01_descriptives`` draws from the patients (:func:`primary_trends_from_patients`),
+    redrawn from the saved results by ``rp2pr-eval figures`` (the same bytes: both draw the
+    protected arm-year rates; withheld arm-years are not drawn). ``None`` when no outcome has
+    saved trends.
     """
-    from rp2pr_eval.presentation import figures as fg
-
     results_dir = Path(results_dir)
     panels = {}
     for o in outcomes:
@@ -318,21 +319,48 @@ def primary_trends_figure(results_dir: str | Path, outcomes: Sequence[str], *, d
         trends = a.trends if a.trends is not None else a.panel_year
         if trends is not None and _drawable_trends(trends):
             panels[o] = trends
-    if not panels:
+    return _trends_grid(panels, during, size) if panels else None
+
+
+def primary_trends_from_patients(patients: pd.DataFrame, outcomes: Sequence[str], *, design=None,
+                                 level: float = 0.95, size: str = "double"):
+    """The primary-trends figure from the patient table: protected arm-year rates of each binary outcome.
+
+    Disclosure control as in the saved results (:func:`rp2pr_eval.presentation.panels.protected_trends`
+    with the design's policy), so the figure equals :func:`primary_trends_figure` of the run.
+    """
+    from rp2pr_eval.data.describe import trend_panels
+    from rp2pr_eval.presentation.disclosure import policy_for_design
+    from rp2pr_eval.presentation.panels import protected_trends
+    from rp2pr_eval.study.design import resolve_design
+
+    design = resolve_design(design)
+    policy = policy_for_design(design)
+    binary = [o for o in outcomes if o in OUTCOMES and OUTCOMES[o].kind == "binary"]
+    if not binary:
         return None
+    panels = {o: protected_trends(panel, policy, level=level)
+              for o, panel in trend_panels(patients, binary, design=design).items()}
+    return _trends_grid(panels, design.during_years, size)
+
+
+def _trends_grid(panels, during, size):
+    from rp2pr_eval.presentation import figures as fg
+
     with fg.style(size=size):
         return fg.plot_trends_grid(panels, labels=LABELS, during_years=tuple(during), size=size)
 
 
 def write_index(run_dir: str | Path, *, title: str = "ILCOP evaluation run") -> Path:
-    """Write ``index.html``: forest plot, primary results table, links to every notebook and table."""
+    """Write a plain ``index.html``: forest plot, primary table, links (the run's report page is
+    :func:`rp2pr_eval.presentation.report_html.write_report`)."""
     run_dir = Path(run_dir)
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
              "td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>",
-             f"<p>Run <code>{html.escape(run_dir.name)}</code>; data SHA-256 <code>{manifest['data_sha256'][:16]}…</code>; "
+             f"<p>Run <code>{html.escape(str(manifest.get('run_id', run_dir.name)))}</code>; data SHA-256 <code>{manifest['data_sha256'][:16]}…</code>; "
              f"package {html.escape(manifest['versions'].get('rp2pr_eval', '?'))}. Synthetic data only.</p>"]
     if (run_dir / "figures" / "forest.svg").exists():
         parts.append("<h2>Effects across outcomes</h2><img src='figures/forest.svg' alt='forest plot' style='max-width:100%'>")
