@@ -323,11 +323,12 @@ def primary_trends_figure(results_dir: str | Path, outcomes: Sequence[str], *, d
 
 
 def primary_trends_from_patients(patients: pd.DataFrame, outcomes: Sequence[str], *, design=None,
-                                 level: float = 0.95, size: str = "double"):
+                                 level: float = 0.95, size: str = "double", among: Sequence[str] | None = None):
     """The primary-trends figure from the patient table: protected arm-year rates of each binary outcome.
 
     Disclosure control as in the saved results (:func:`rp2pr_eval.presentation.panels.protected_trends`
     with the design's policy), so the figure equals :func:`primary_trends_figure` of the run.
+    ``among``: keep only these outcomes (the run's); ``None`` when no binary outcome is left.
     """
     from rp2pr_eval.data.describe import trend_panels
     from rp2pr_eval.presentation.disclosure import policy_for_design
@@ -336,7 +337,8 @@ def primary_trends_from_patients(patients: pd.DataFrame, outcomes: Sequence[str]
 
     design = resolve_design(design)
     policy = policy_for_design(design)
-    binary = [o for o in outcomes if o in OUTCOMES and OUTCOMES[o].kind == "binary"]
+    binary = [o for o in outcomes if o in OUTCOMES and OUTCOMES[o].kind == "binary"
+              and (among is None or o in among)]
     if not binary:
         return None
     panels = {o: protected_trends(panel, policy, level=level)
