@@ -254,3 +254,39 @@ def test_run_from_a_trust_panel(tmp_path, small_data, finished_run, capsys):
             assert abs(getattr(e, field) - getattr(theirs[step], field)) <= 1e-12, (step, field)
     assert main(["run", "--params", str(params), "--panel", str(panel_file), "--data", str(small_data), "--quiet"]) != 0
     assert "give --data (a patient table) or --panel (a trust panel), not both" in capsys.readouterr().err
+
+
+def test_report_page_is_self_contained_and_readable(finished_run):
+    """index.html: headline sentences, labels, figures inline; every link resolves inside the folder."""
+    from html.parser import HTMLParser
+    from urllib.parse import unquote, urlparse
+
+    page = (finished_run / "index.html").read_text(encoding="utf-8")
+
+    class Links(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.refs: list[tuple[str, str]] = []
+
+        def handle_starttag(self, tag, attrs):
+            for name, value in attrs:
+                if (tag, name) in (("img", "src"), ("a", "href"), ("link", "href"), ("script", "src")):
+                    self.refs.append((tag, value))
+
+    parser = Links()
+    parser.feed(page)
+    images = [v for t, v in parser.refs if t == "img"]
+    assert len(images) >= 3 and all(v.endswith(".png") for v in images)
+    root = finished_run.resolve()
+    for tag, ref in parser.refs:
+        url = urlparse(ref)
+        assert not url.scheme and not url.netloc and not ref.startswith("/"), f"{tag} {ref!r} is not relative"
+        target = (finished_run / unquote(url.path)).resolve()
+        assert target.is_file() and target.is_relative_to(root), f"{tag} {ref!r} does not resolve in the run folder"
+    assert ".partial" not in page and "Run <code>r1</code>" in page
+    assert "Any anti-cancer treatment: " in page and "percentage points (95 % CI" in page and "Holm p = " in page
+    assert "ANCOVA (primary)" in page and "lock file SHA-256" in page and "data SHA-256" in page
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    assert manifest["git_commit"] is None or manifest["git_commit"] in page
+    assert manifest["environment"]["lock_sha256"] in page
+    assert "trusts in" in page and "randomised to the intervention" in page

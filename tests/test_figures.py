@@ -23,6 +23,8 @@ from matplotlib.container import ErrorbarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from rp2pr_eval.study.outcomes import ESTIMATOR_LABELS  # noqa: E402
+
 from rp2pr_eval.presentation.figures import (
     ARM_COLOURS,
     estimate_tau2,
@@ -437,8 +439,9 @@ def test_plot_forest_risk_difference(effects):
     ax = plot_forest(effects, labels=LABELS)
     rd = effects.loc[effects["scale"] == "risk_difference"]
     segments = []
-    for estimator in rd["estimator"].unique():
-        segments += _errorbar_segments(ax, estimator)
+    for estimator in rd["estimator"].unique():   # legend labels are the registry's words, not code names
+        segments += _errorbar_segments(ax, ESTIMATOR_LABELS.get(estimator, estimator))
+    assert {c.get_label() for c in ax.containers} == {"ANCOVA (primary)", "Difference in differences"}
     assert len(segments) == len(rd)  # one CI per row
     x_points = np.concatenate([c.lines[0].get_xdata() for c in ax.containers])
     np.testing.assert_allclose(np.sort(x_points), np.sort(100 * rd["estimate"].to_numpy()))

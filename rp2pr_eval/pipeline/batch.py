@@ -288,9 +288,9 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
     result.not_applicable = _not_estimable(staging, prefix="not applicable")
     timings = _collect_timings(staging)
     _write_manifest(staging, config, data, result, started, run_id, timings)
-    from rp2pr_eval.presentation.report import write_index
+    from rp2pr_eval.presentation.report_html import write_report
 
-    write_index(staging)
+    write_report(staging)
     from rp2pr_eval.pipeline.audit import audit_run
 
     ids = set(patients["patient_id"].astype(str)) if "patient_id" in patients.columns else set()

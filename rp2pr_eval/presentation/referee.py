@@ -46,11 +46,8 @@ SENSITIVITY_COLUMNS: tuple[str, ...] = (
 
 
 def _close(figures: dict) -> None:
-    import matplotlib.pyplot as plt
-
-    for fig in figures.values():
-        if fig is not None:
-            plt.close(fig)
+    """Nothing to close: the figures are outside pyplot (DisplayFigure), so none lingers or shows twice."""
+    del figures
 
 
 def referee_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = None, *,
@@ -64,8 +61,6 @@ def referee_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
     (default, as :func:`rp2pr_eval.presentation.report.outcome_figures`) closes the figures after
     saving, so a notebook shows each once, where it is displayed.
     """
-    import matplotlib.pyplot as plt
-
     from rp2pr_eval.presentation import figures as fg
 
     if not isinstance(analysis, OutcomeAnalysis):
@@ -77,8 +72,8 @@ def referee_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
         if checks.parallel_trends:
             results = list(checks.parallel_trends.values())
             with fg.style(size="double"):
-                fig, axes = plt.subplots(1, len(results), figsize=fg.figure_size("double", aspect=0.45),
-                                         layout="constrained", squeeze=False)
+                fig = fg.new_figure(figsize=fg.figure_size("double", aspect=0.45))   # outside pyplot
+                axes = fig.subplots(1, len(results), squeeze=False)
                 for ax, result in zip(axes[0], results):
                     fg.plot_sensitivity(result, ax=ax, label=label)
                     ax.set_title(f"{label}: {result.target}\n{result.restriction.replace('_', ' ')} ({result.method})")

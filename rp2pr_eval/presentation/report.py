@@ -29,19 +29,26 @@ LABELS = {name: o.label for name, o in OUTCOMES.items()}
 
 
 def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = None, *,
-                    design_during: Sequence[int] = (2010, 2011)) -> dict[str, object]:
+                    design_during: Sequence[int] = (2010, 2011), size: str | None = None) -> dict[str, object]:
     """Draw (and save as PNG/PDF/SVG when ``figures_dir`` is given) one outcome's figures.
 
     Returns ``{"trends", "event_study", "funnel", "randomisation", "caterpillar"}``
-    → Figure or ``None`` where the outcome has no such result.
-    """
-    import matplotlib.pyplot as plt   # no matplotlib.use(): the backend is the caller's (inline in a notebook)
+    → Figure or ``None`` where the outcome has no such result. The figures are made
+    outside pyplot (:class:`~rp2pr_eval.presentation.figures.DisplayFigure`): the
+    backend and ``rcParams`` are left alone, and a notebook cell that returns one of
+    them shows it inline, once. ``size``: ``"single"`` (85 mm) or ``"double"`` (170 mm)
+    for every figure; default 85 mm, the funnel plots (two panels) 170 mm.
 
+    Units: risk differences in percentage points; a randomisation test of the t
+    statistic is labelled as such; waiting times (estimated as log ratios of geometric
+    means) are drawn as ratios on a log axis.
+    """
     from rp2pr_eval.presentation import figures as fg
 
     out: dict[str, object] = dict.fromkeys(("trends", "event_study", "funnel", "randomisation", "caterpillar"))
     name = analysis.outcome
-    with fg.style(size="single"):
+    one = size or "single"
+    with fg.style(size=one):
         trends = analysis.trends if analysis.trends is not None else analysis.panel_year
         if trends is not None and _drawable_trends(trends):
             ax = fg.plot_trends(trends, labels=LABELS, during_years=tuple(design_during), outcome=name)
@@ -50,7 +57,8 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
         if analysis.event_study is not None:
             es = analysis.event_study
             ax = fg.plot_event_study(es.to_frame(), pretrend_p=es.pretrend_p, reference_year=es.reference_year,
-                                     label=analysis.label, scale_pp=analysis.kind == "binary")
+                                     label=analysis.label, scale_pp=analysis.kind == "binary",
+                                     ratio=_effect_scale(analysis) == "log_ratio")
             out["event_study"] = ax.figure
         if analysis.randomisation is not None:
             r = analysis.randomisation
@@ -59,7 +67,10 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
                 h = r["histogram"]
                 mids = (np.asarray(h["edges"][:-1]) + np.asarray(h["edges"][1:])) / 2
                 draws = np.repeat(mids, h["counts"])
-            ax = fg.plot_randomisation(r["observed"], np.asarray(draws), p_value=r["p_value"], label=analysis.label)
+            observed, draws, xlabel, log_x = _randomisation_units(analysis, float(r["observed"]), np.asarray(draws))
+            ax = fg.plot_randomisation(observed, draws, p_value=r["p_value"], label=xlabel)
+            if log_x:
+                ax.set_xscale("log")
             out["randomisation"] = ax.figure
         if analysis.trust_effects is not None and len(analysis.trust_effects):
             ax = fg.plot_caterpillar(analysis.trust_effects)
@@ -69,7 +80,7 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
         shown = panel[~_withheld_mask(panel)]
         periods = [p for p in ("pre", "post") if _funnel_drawable(shown[shown["period"].astype(str) == p])]
         if periods:
-            with fg.style(size="double"):
+            with fg.style(size=size or "double"):
                 fig = fg.plot_funnel(shown, labels=LABELS, periods=periods)
                 for ax, period in zip(fig.axes, periods):
                     _note_withheld(ax, _withheld(panel[panel["period"].astype(str) == period]), "trusts")
@@ -79,10 +90,31 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
         for kind, fig in out.items():
             if fig is not None:
                 fg.save_figure(fig, figures_dir / f"{name}_{kind}")
-    for fig in out.values():
-        if fig is not None:
-            plt.close(fig)
     return out
+
+
+def _effect_scale(analysis: OutcomeAnalysis) -> str | None:
+    main = analysis.effects.get("ancova") or next(iter(analysis.effects.values()), None)
+    return None if main is None else main.scale
+
+
+def _randomisation_units(analysis: OutcomeAnalysis, observed: float, draws: np.ndarray):
+    """The randomisation statistic in the units of the other figures, and its axis label."""
+    from rp2pr_eval.study.outcomes import ESTIMATOR_LABELS
+
+    r = analysis.randomisation
+    estimator = ESTIMATOR_LABELS.get(r.get("estimator", "ancova"), r.get("estimator", "ancova"))
+    estimator = estimator.replace(" (primary)", "")
+    if r.get("statistic") == "t":
+        return observed, draws, f"{estimator} t statistic\n(estimate / standard error)", False
+    scale = _effect_scale(analysis)
+    if scale == "risk_difference":
+        return 100 * observed, 100 * draws, f"{estimator} risk difference\n(percentage points)", False
+    if scale in ("log_ratio", "log_odds_ratio", "log_hazard_ratio"):
+        what = {"log_ratio": "ratio of geometric means", "log_odds_ratio": "odds ratio",
+                "log_hazard_ratio": "hazard ratio"}[scale]
+        return float(np.exp(observed)), np.exp(draws), f"{estimator} {what}\n(intervention / control)", True
+    return observed, draws, f"{estimator} estimate", False
 
 
 def _withheld_mask(frame: pd.DataFrame) -> np.ndarray:
@@ -140,21 +172,37 @@ class SummaryReport:
             frame["p_romano_wolf"] = [e.details["p_adjusted"] for e in self.primary_romano_wolf]
         return frame.drop(columns=[c for c in ("p_adjusted", "adjust_method") if c in frame])
 
-    def forest(self, *, scale: str = "risk_difference"):
+    def forest(self, *, scale: str | None = None, size: str = "double"):
+        """The forest plot of the run: every outcome, the four main estimators (and Cox for survival).
+
+        ``scale=None`` (default) stacks one panel per scale (:func:`~rp2pr_eval.presentation.figures.forest_figure`:
+        risk differences, waiting-time ratios, hazard ratios); a forest scale name draws that scale alone.
+        """
         from rp2pr_eval.presentation import figures as fg
 
-        with fg.style(size="double"):
-            frame = self.effects[self.effects["estimator"].isin(["ancova", "did_aggregate", "did_twfe", "mixed_linear"])
-                                 & (self.effects["scale"] == scale)] if len(self.effects) else self.effects
+        keep = ["ancova", "did_aggregate", "did_twfe", "mixed_linear", "did_cox"]
+        frame = self.effects[self.effects["estimator"].isin(keep)] if len(self.effects) else self.effects
+        with fg.style(size=size):
             if not len(frame):
-                import matplotlib.pyplot as plt
-
-                fig, ax = plt.subplots()
+                fig = fg.new_figure()
+                ax = fig.add_subplot()
                 ax.set_axis_off()
-                ax.text(0.5, 0.5, f"No {scale.replace('_', ' ')} estimates in this run", ha="center", va="center")
+                ax.text(0.5, 0.5, "No estimates in this run", ha="center", va="center")
                 return fig
+            frame = self._with_holm(frame.reset_index(drop=True))
+            if scale is None:
+                return fg.forest_figure(frame, labels=LABELS, size=size)
             ax = fg.plot_forest(frame.reset_index(drop=True), scale=scale, labels=LABELS)
         return ax.figure
+
+    def _with_holm(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Add the Holm-adjusted p of each primary ANCOVA estimate (NaN elsewhere)."""
+        holm = {e.outcome: e.details["p_adjusted"] for e in self.primary_holm}
+        out = frame.copy()
+        primary = out["estimator"].eq("ancova") & out["outcome"].isin(list(holm))
+        out["p_adjusted"] = np.where(primary, out["outcome"].map(holm), np.nan).astype(float)
+        out["adjust_method"] = "holm" if holm else None
+        return out
 
     def headline_markdown(self) -> str:
         return "\n".join(f"- {h}" for h in self.headlines)
@@ -249,26 +297,80 @@ def regenerate_figures(run_dir: str | Path, *, n_jobs: int = -1) -> list[Path]:
 
     written += redraw_referee_figures(results_dir, figures_dir, [], design=StudyDesign.from_dict(config["design"]))
     summary = load_summary(results_dir, outcomes, config["primary_outcomes"])
-    import matplotlib.pyplot as plt
-
     from rp2pr_eval.presentation.figures import save_figure
 
-    fig = summary.forest()
-    save_figure(fig, figures_dir / "forest")
-    plt.close(fig)
+    save_figure(summary.forest(), figures_dir / "forest")
     written.append(figures_dir / "forest.svg")
+    trends = primary_trends_figure(results_dir, [o for o in config["primary_outcomes"] if o in config["outcomes"]],
+                                   during=during)
+    if trends is not None:
+        save_figure(trends, figures_dir / "primary_trends")
+        written.append(figures_dir / "primary_trends.svg")
     return written
 
 
+def primary_trends_figure(results_dir: str | Path, outcomes: Sequence[str], *, during: Sequence[int] = (2010, 2011),
+                          size: str = "double"):
+    """Small multiples of the rates by arm and year of ``outcomes``, from the saved (disclosure-controlled) trends.
+
+    What ``01_descriptives`` draws from the patients (:func:`primary_trends_from_patients`),
+    redrawn from the saved results by ``rp2pr-eval figures`` (the same bytes: both draw the
+    protected arm-year rates; withheld arm-years are not drawn). ``None`` when no outcome has
+    saved trends.
+    """
+    results_dir = Path(results_dir)
+    panels = {}
+    for o in outcomes:
+        if not (results_dir / f"{o}.json").exists():
+            continue
+        a = OutcomeAnalysis.load(results_dir, o)
+        trends = a.trends if a.trends is not None else a.panel_year
+        if trends is not None and _drawable_trends(trends):
+            panels[o] = trends
+    return _trends_grid(panels, during, size) if panels else None
+
+
+def primary_trends_from_patients(patients: pd.DataFrame, outcomes: Sequence[str], *, design=None,
+                                 level: float = 0.95, size: str = "double", among: Sequence[str] | None = None):
+    """The primary-trends figure from the patient table: protected arm-year rates of each binary outcome.
+
+    Disclosure control as in the saved results (:func:`rp2pr_eval.presentation.panels.protected_trends`
+    with the design's policy), so the figure equals :func:`primary_trends_figure` of the run.
+    ``among``: keep only these outcomes (the run's); ``None`` when no binary outcome is left.
+    """
+    from rp2pr_eval.data.describe import trend_panels
+    from rp2pr_eval.presentation.disclosure import policy_for_design
+    from rp2pr_eval.presentation.panels import protected_trends
+    from rp2pr_eval.study.design import resolve_design
+
+    design = resolve_design(design)
+    policy = policy_for_design(design)
+    binary = [o for o in outcomes if o in OUTCOMES and OUTCOMES[o].kind == "binary"
+              and (among is None or o in among)]
+    if not binary:
+        return None
+    panels = {o: protected_trends(panel, policy, level=level)
+              for o, panel in trend_panels(patients, binary, design=design).items()}
+    return _trends_grid(panels, design.during_years, size)
+
+
+def _trends_grid(panels, during, size):
+    from rp2pr_eval.presentation import figures as fg
+
+    with fg.style(size=size):
+        return fg.plot_trends_grid(panels, labels=LABELS, during_years=tuple(during), size=size)
+
+
 def write_index(run_dir: str | Path, *, title: str = "ILCOP evaluation run") -> Path:
-    """Write ``index.html``: forest plot, primary results table, links to every notebook and table."""
+    """Write a plain ``index.html``: forest plot, primary table, links (the run's report page is
+    :func:`rp2pr_eval.presentation.report_html.write_report`)."""
     run_dir = Path(run_dir)
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
              "td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>",
-             f"<p>Run <code>{html.escape(run_dir.name)}</code>; data SHA-256 <code>{manifest['data_sha256'][:16]}…</code>; "
+             f"<p>Run <code>{html.escape(str(manifest.get('run_id', run_dir.name)))}</code>; data SHA-256 <code>{manifest['data_sha256'][:16]}…</code>; "
              f"package {html.escape(manifest['versions'].get('rp2pr_eval', '?'))}. Synthetic data only.</p>"]
     if (run_dir / "figures" / "forest.svg").exists():
         parts.append("<h2>Effects across outcomes</h2><img src='figures/forest.svg' alt='forest plot' style='max-width:100%'>")

@@ -75,6 +75,13 @@ class Outcome:
         return self.rule(patients)
 
     @property
+    def display_label(self) -> str:
+        """The label with its unit, e.g. ``"Any anti-cancer treatment (%)"`` (no unit twice)."""
+        if not self.unit or self.unit.lower() in self.label.lower():
+            return self.label
+        return f"{self.label} ({self.unit})"
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """The data columns holding this outcome."""
         return (self.name,) if self.event_column is None else (self.name, self.event_column)
@@ -132,6 +139,31 @@ _ENTRIES = (
 
 #: The outcome registry: name → :class:`Outcome` (read-only).
 OUTCOMES: Mapping[str, Outcome] = MappingProxyType({o.name: o for o in _ENTRIES})
+
+#: Display names of the estimators (figures, tables, the report); a name not listed is shown as is.
+ESTIMATOR_LABELS: Mapping[str, str] = MappingProxyType({
+    "ancova": "ANCOVA (primary)",
+    "did_aggregate": "Difference in differences",
+    "did_twfe": "Two-way fixed effects",
+    "mixed_linear": "Linear mixed model",
+    "did_logistic": "Logistic DiD (case-mix)",
+    "mixed_logistic": "Mixed logistic model",
+    "gee_logistic": "Logistic GEE",
+    "did_cox": "Cox DiD",
+    "event_study": "Event study",
+    "randomisation_test": "Randomisation test",
+    "wild_cluster_bootstrap": "Wild cluster bootstrap",
+})
+
+#: What an effect on each scale of :class:`~rp2pr_eval.results.effect.Effect` is, in words, as shown
+#: (risk differences in percentage points; log ratios exponentiated to ratios).
+SCALE_LABELS: Mapping[str, str] = MappingProxyType({
+    "risk_difference": "Risk difference (percentage points)",
+    "log_odds_ratio": "Odds ratio",
+    "log_hazard_ratio": "Hazard ratio",
+    "log_ratio": "Ratio of geometric means (intervention / control)",
+    "days": "Difference (days)",
+})
 
 #: The six primary indicators of the published trial (Russell et al. 2014).
 PRIMARY_OUTCOMES: tuple[str, ...] = tuple(o.name for o in _ENTRIES if o.primary)

@@ -10,7 +10,8 @@ from rp2pr_eval.presentation.figures.diagnostics import (
     plot_caterpillar,
     plot_randomisation,
 )
-from rp2pr_eval.presentation.figures.effects import plot_event_study, plot_forest
+from rp2pr_eval.presentation.figures.canvas import DisplayFigure, new_figure
+from rp2pr_eval.presentation.figures.effects import forest_figure, forest_height, plot_event_study, plot_forest
 from rp2pr_eval.presentation.figures.flow import plot_flow_diagram
 from rp2pr_eval.presentation.figures.funnel import (
     Overdispersion,
@@ -43,11 +44,15 @@ __all__ = [
     "ARM_COLOURS",
     "ARM_LABELS",
     "ARM_MARKERS",
+    "DisplayFigure",
     "OKABE_ITO",
     "Overdispersion",
     "estimate_tau2",
     "figure_size",
+    "forest_figure",
+    "forest_height",
     "funnel_limits",
+    "new_figure",
     "plot_adjusted_funnel",
     "plot_caterpillar",
     "plot_effect_modification",

@@ -128,10 +128,13 @@ def format_number(x: float, decimals: int) -> str:
 
 
 def new_axes(ax: Axes | None) -> Axes:
-    """Return ``ax``, or the Axes of a new figure with constrained layout."""
+    """Return ``ax``, or the Axes of a new :class:`~rp2pr_eval.presentation.figures.canvas.DisplayFigure`.
+
+    The new figure is made outside pyplot (constrained layout), so it shows inline once when a
+    notebook cell returns it and leaves pyplot's state and the backend alone.
+    """
     if ax is not None:
         return ax
-    import matplotlib.pyplot as plt
+    from rp2pr_eval.presentation.figures.canvas import new_figure
 
-    _, ax = plt.subplots(layout="constrained")
-    return ax
+    return new_figure().add_subplot()

@@ -123,11 +123,12 @@ def plot_randomisation(
     counts, _, _ = ax.hist(values, bins="auto", color=_HIST_COLOUR, edgecolor="white", linewidth=0.3, gid="null-distribution",
             label=f"Re-randomisations (n = {values.size:,})")
     ax.axvline(float(observed), color=ARM_COLOURS["intervention"], lw=1.2, gid="observed-line", label="Observed")
+    # Legend and p-value above the plotting area (left and right), where they cover no bars.
     if p_value is not None:
-        ax.text(0.98, 0.97, f"p = {format_p(p_value)}" if p_value >= 0.001 else "p < 0.001",
-                transform=ax.transAxes, ha="right", va="top", gid="p-value")
-    ax.set_ylim(0, 1.3 * float(np.max(counts)))  # headroom for the legend and the p-value
+        ax.text(1.0, 1.02, f"p = {format_p(p_value)}" if p_value >= 0.001 else "p < 0.001",
+                transform=ax.transAxes, ha="right", va="bottom", gid="p-value")
+    ax.set_ylim(0, 1.05 * float(np.max(counts)))
     ax.set_xlabel(label if label is not None else "Statistic")
     ax.set_ylabel("Number of re-randomisations")
-    ax.legend(loc="upper left")
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), borderaxespad=0.2, ncols=1)
     return ax

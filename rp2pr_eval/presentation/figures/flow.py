@@ -65,7 +65,7 @@ def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
+    from rp2pr_eval.presentation.figures.canvas import new_figure
 
     design = resolve_design(design)
     if isinstance(flow, Mapping):
@@ -74,7 +74,7 @@ def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
         flow = pd.DataFrame(list(flow))
     table = flow_table(flow, design=design, policy=policy)
     if fig is None:
-        fig = plt.figure(figsize=figure_size("double", aspect=0.85), layout="constrained")
+        fig = new_figure(figsize=figure_size("double", aspect=0.85))
     ax = fig.add_subplot(1, 1, 1)
     ax.set_axis_off()
     ax.set_xlim(0, 1)

@@ -368,10 +368,12 @@ def plot_funnel(
         raise DataError(f"{func}: panel needs 0 <= numerator <= denominator and denominator > 0")
     label = outcome_label(name, labels, default="Rate")
 
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(1, len(periods), sharey=True, squeeze=False, layout="constrained")
+    from rp2pr_eval.presentation.figures.canvas import new_figure
+
+    fig = new_figure()
+    axes = fig.subplots(1, len(periods), sharey=True, squeeze=False)
     axes = axes[0]
     drew_reference = False
     for ax, period in zip(axes, periods):
@@ -453,7 +455,8 @@ def plot_funnel(
     if drew_reference:
         handles.append(Line2D([], [], color=_BINOMIAL_REFERENCE_COLOUR, lw=0.6, ls=":",
                               label="Binomial limits (no over-dispersion allowance)"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=3)
+    # two columns at most: three long entries side by side are wider than a page column
+    fig.legend(handles=handles, loc="outside lower center", ncols=2 if fig.get_figwidth() > 4 else 1)
     return fig
 
 

@@ -12,6 +12,7 @@ from rp2pr_eval._options import check_option
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.presentation.figures._common import (
     ARMS,
+    FigureSize,
     TrendCI,
     TrendCluster,
     check_arms,
@@ -242,11 +243,19 @@ def plot_trends(
                     marker=ARM_MARKERS[arm], ms=4, lw=1.0, elinewidth=0.8, capsize=0, gid=f"trend-{arm}",
                     label=ARM_LABELS[arm], zorder=2)
     years = np.sort(rates["audit_year"].unique())
-    ax.set_xticks(years, labels=[str(y) for y in years])
+    _year_ticks(ax, years)
     ax.set_xlabel("Audit year (first seen)")
     ax.set_ylabel(f"{outcome_label(name, labels, default='Rate')} (%)")
-    ax.legend(loc="best")
+    # Above the axes, not inside: a legend inside covers the points or their intervals.
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3 if ax.figure.get_figwidth() > 4 else 1,
+              borderaxespad=0.2, handlelength=1.6, columnspacing=1.0)
     return ax
+
+
+def _year_ticks(ax: Axes, years: np.ndarray, *, every: int = 1) -> None:
+    """A tick at every audit year, labelled every ``every`` years (all years when ``every`` is 1)."""
+    years = [int(y) for y in years]
+    ax.set_xticks(years, labels=[str(y) if (y - years[0]) % every == 0 else "" for y in years])
 
 
 def plot_trends_grid(
@@ -254,30 +263,77 @@ def plot_trends_grid(
     *,
     labels: Mapping[str, str] | None = None,
     during_years: Sequence[int] | None = (2010, 2011),
-    ncols: int = 3,
+    ncols: int | None = None,
     ci: TrendCI = "cluster",
+    size: FigureSize = "double",
 ):
     """Small multiples of :func:`plot_trends`, one panel per outcome; returns the Figure.
 
-    ``panels`` maps outcome name → trust panel by audit year.
+    Each panel is titled with the outcome's label (wrapped to the panel's width) and
+    has the rate in % on its y axis; the audit years are ticked every year and labelled
+    every other year (panels a third of a page wide cannot hold six four-digit years);
+    one legend for all panels sits below the grid, where it covers no data. The
+    height grows with the number of rows (about 52 mm per row), capped at a page.
+
+    Parameters
+    ----------
+    panels : mapping of str to pandas.DataFrame
+        Outcome name → trust panel by audit year, or the pooled (protected) rates
+        that :func:`plot_trends` accepts.
+    labels : dict, optional
+        Outcome name → panel title.
+    during_years : sequence of int, optional
+        Intervention years to shade.
+    ncols : int, optional
+        Panels per row; default 3 for ``size="double"``/``"full"``, 2 for ``"single"``.
+    ci : {"cluster", "wilson"}
+        Interval method for trust panels.
+    size : {"single", "double", "full"}
+        Figure width: 85 mm (single) or 170 mm.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
+    import textwrap
 
-    from rp2pr_eval.presentation.figures.style import figure_size
+    from rp2pr_eval.presentation.figures.canvas import new_figure
+    from rp2pr_eval.presentation.figures.style import MAX_HEIGHT_MM, MM_PER_INCH, figure_size
 
+    func = "plot_trends_grid"
+    check_option("size", size, FigureSize)
     if not isinstance(panels, Mapping) or not panels:
-        raise ValueError("plot_trends_grid: panels must be a non-empty mapping outcome → trust panel by audit year")
-    if not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"plot_trends_grid: ncols={ncols!r} is not valid; expected a positive integer")
+        raise ValueError(f"{func}: panels must be a non-empty mapping outcome → trust panel by audit year")
+    if ncols is None:
+        ncols = 2 if size == "single" else 3
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"{func}: ncols={ncols!r} is not valid; expected a positive integer")
     n = len(panels)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    width, _ = figure_size("double")
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 2.3 * nrows), squeeze=False, layout="constrained")
+    width, _ = figure_size(size)
+    height = min(52.0 * nrows + 14.0, MAX_HEIGHT_MM) / MM_PER_INCH
+    fig = new_figure(figsize=(width, height))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    chars = max(12, int(width * 72 / ncols / 5.2))       # characters per title line at 8-9 pt
     for ax, (name, panel) in zip(axes.ravel(), panels.items()):
         plot_trends(panel, ax=ax, labels=labels, during_years=during_years, outcome=name, ci=ci)
-        if ax is not axes.ravel()[0] and ax.get_legend() is not None:
-            ax.get_legend().remove()
+        ax.get_legend().remove()
+        ax.set_title(textwrap.fill(outcome_label(name, labels), chars), fontsize="medium")
+        ax.set_ylabel("Rate (%)")
+        ax.set_xlabel("")
+        ticks = [int(t) for t in ax.get_xticks()]
+        _year_ticks(ax, np.asarray(ticks), every=2)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
+    for row in axes:
+        for ax in row[1:]:
+            ax.set_ylabel("")
+    flat = axes.ravel()
+    for i, ax in enumerate(flat[:n]):            # year label under the lowest panel of each column
+        if i + ncols >= n:
+            ax.set_xlabel("Audit year (first seen)")
+    handles, names = flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=2 if size == "single" else len(names),
+               handlelength=1.6, columnspacing=1.2)
     return fig

@@ -1,0 +1,201 @@
+"""The run's report page, ``index.html``: a page a statistician can hand to co-authors.
+
+Sections, in order: the design in one paragraph; the headline findings as sentences; the
+primary table (labels and units); the forest plot and the primary trends; one section per
+outcome with its figures inline (PNG, each a link to its SVG and PDF); sections other code
+adds (:func:`extra_sections`); disclosure status; provenance (package version, lock hash,
+data hash, seeds, git commit) from the run's manifest; links to the notebooks and tables.
+
+Self-contained: every link is relative to the run folder and nothing is fetched from the
+network, so the folder opens as copied or unzipped on another machine. The run is named by
+the manifest's ``run_id``, never by the folder it was assembled in (``.<run-id>.partial``).
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+
+from rp2pr_eval.presentation.report import LABELS, load_summary
+from rp2pr_eval.results.effect import Effect
+from rp2pr_eval.study.outcomes import ESTIMATOR_LABELS, OUTCOMES
+
+_STYLE = ("body{font-family:sans-serif;max-width:62em;margin:2em auto;line-height:1.45;color:#222}"
+          "table{border-collapse:collapse;margin:0.5em 0}td,th{padding:2px 8px;border-bottom:1px solid #ddd;"
+          "text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}"
+          "figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{font-size:90%;color:#555}"
+          ".note{background:#f6f6f6;padding:0.5em 1em;border-left:3px solid #999}")
+_FIGURE_KINDS = (("trends", "Rates by arm and audit year"), ("event_study", "Event study"),
+                 ("funnel", "Funnel plots"), ("randomisation", "Randomisation distribution"),
+                 ("caterpillar", "Trust random effects"))
+
+
+def extra_sections(run_dir: str | Path) -> str:
+    """HTML of further report sections found in the run folder (``""`` when there are none).
+
+    The hook for results other engineers add to a run (sensitivity analyses saved with each
+    outcome's results, the flow diagram): today it links a flow diagram saved as
+    ``figures/flow*.png``; sections for sensitivity results go here as they land.
+    """
+    run_dir = Path(run_dir)
+    parts = []
+    flows = sorted((run_dir / "figures").glob("flow*.png")) if (run_dir / "figures").is_dir() else []
+    if flows:
+        parts.append("<h2>Flow of trusts and patients</h2>")
+        parts.extend(_figure(run_dir, f.with_suffix(""), f.stem.replace("_", " ")) for f in flows)
+    return "\n".join(parts)
+
+
+def headline_sentence(effect: Effect, p_holm: float | None = None) -> str:
+    """E.g. ``"Any anti-cancer treatment: +5.0 percentage points (95 % CI 2.5 to 7.5; Holm p = 0.003)"``."""
+    label = LABELS.get(effect.outcome, effect.outcome)
+    level = f"{100 * effect.level:g} %" if getattr(effect, "level", None) else "95 %"
+    if effect.scale == "risk_difference":
+        est = (f"{100 * effect.estimate:+.1f} percentage points ({level} CI {100 * effect.ci_low:.1f} to "
+               f"{100 * effect.ci_high:.1f}")
+    elif effect.scale.startswith("log_"):
+        what = {"log_ratio": "ratio of geometric means", "log_odds_ratio": "odds ratio",
+                "log_hazard_ratio": "hazard ratio"}.get(effect.scale, "ratio")
+        est = (f"{what} {math.exp(effect.estimate):.2f} ({level} CI {math.exp(effect.ci_low):.2f} to "
+               f"{math.exp(effect.ci_high):.2f}")
+    else:
+        est = f"{effect.estimate:+.2f} ({level} CI {effect.ci_low:.2f} to {effect.ci_high:.2f}"
+    p = f"Holm p = {_p(p_holm)}" if p_holm is not None else f"p = {_p(effect.p_value)}"
+    return f"{label}: {est}; {p})"
+
+
+def _p(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _figure(run_dir: Path, stem: Path, caption: str) -> str:
+    rel = stem.relative_to(run_dir).as_posix()
+    links = " · ".join(f"<a href='{html.escape(rel)}.{ext}'>{ext.upper()}</a>"
+                       for ext in ("svg", "pdf") if (stem.parent / f"{stem.name}.{ext}").exists())
+    return (f"<figure><a href='{html.escape(rel)}.png'><img src='{html.escape(rel)}.png' alt='{html.escape(caption)}'>"
+            f"</a><figcaption>{html.escape(caption)}{' — ' + links if links else ''}</figcaption></figure>")
+
+
+def _design_paragraph(manifest: dict, summary) -> str:
+    d = manifest["parameters"]["design"]
+    years = lambda ys: f"{min(ys)}–{max(ys)}" if ys else "none"  # noqa: E731
+    trusts = pairs = None
+    for e in summary.primary:
+        trusts, pairs = e.n_trusts, e.n_clusters
+        break
+    n_treated = d.get("n_treated_pairs")
+    size = (f"{trusts} NHS trusts in {pairs} pairs" if trusts else "NHS trusts in pairs")
+    arms = (f"{n_treated} pairs ({2 * n_treated} trusts) randomised to the intervention and "
+            f"{pairs - n_treated} pairs ({2 * (pairs - n_treated)} trusts) to control, both trusts of a pair "
+            "in the same arm" if trusts and n_treated else "whole pairs randomised to intervention or control")
+    return (f"<p>Controlled before–after study with pair-randomised clusters: {size}; {arms}. Periods: before "
+            f"{years(d['pre_years'])}, during (intervention, event study only) {years(d['during_years'])}, after "
+            f"{years(d['post_years'])}. Outcomes are patient-level National Lung Cancer Audit indicators aggregated "
+            f"to trusts; the primary analysis is a trust-level ANCOVA with CR2 standard errors clustered by "
+            f"{html.escape(str(d.get('cluster', 'pair_id')))}; Holm control across the "
+            f"{len(manifest['parameters']['primary_outcomes'])} primary indicators. Methods: "
+            "docs/METHODS.md of the rp2pr_eval repository.</p>")
+
+
+def write_report(run_dir: str | Path, *, title: str = "ILCOP evaluation run") -> Path:
+    """Write ``<run_dir>/index.html`` (see the module docstring); returns its path."""
+    run_dir = Path(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    params = manifest["parameters"]
+    results = run_dir / "results"
+    outcomes = [o for o in params["outcomes"] if (results / f"{o}.json").exists()]
+    summary = load_summary(results, outcomes, params["primary_outcomes"])
+    run_id = str(manifest.get("run_id", ""))
+    synthetic = "synthetic" in str(manifest.get("data", "")).lower()
+    p = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+         f"<style>{_STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
+         f"<p>Run <code>{html.escape(run_id)}</code>, started {html.escape(str(manifest.get('started', '')))}."
+         + (" <strong>Synthetic data</strong>: no real patient is in these results." if synthetic else "") + "</p>",
+         "<h2>Design</h2>", _design_paragraph(manifest, summary), "<h2>Headline findings</h2><ul>"]
+    holm = {e.outcome: e.details["p_adjusted"] for e in summary.primary_holm}
+    for e in summary.primary:
+        p.append(f"<li>{html.escape(headline_sentence(e, holm.get(e.outcome)))}</li>")
+    p.append("</ul>")
+    others = [h for h in summary.headlines if h.startswith(("Not estimable", "Primary indicators without",
+                                                             "Outcomes without"))]
+    p.extend(f"<p class='note'>{html.escape(h)}</p>" for h in others)
+    if synthetic:
+        p.append("<p class='note'>These data are synthetic. With six primary indicators and many secondary ones, "
+                 "some estimates will look significant by chance alone even where the generator's true effect is "
+                 "zero; read them against the stored truth of the generator, not as findings.</p>")
+    p.append("<h2>Primary indicators</h2><table><tr><th>Indicator</th><th>Estimator</th>"
+             "<th>Difference (percentage points)</th><th>95 % CI</th><th>p</th><th>Holm p</th></tr>")
+    for e in summary.primary:
+        rd = e.scale == "risk_difference"
+        k = 100 if rd else 1
+        p.append(f"<tr><td>{html.escape(OUTCOMES[e.outcome].label if e.outcome in OUTCOMES else e.outcome)}</td>"
+                 f"<td>{html.escape(ESTIMATOR_LABELS.get(e.estimator, e.estimator))}</td>"
+                 f"<td class='n'>{k * e.estimate:+.1f}</td><td class='n'>{k * e.ci_low:.1f} to {k * e.ci_high:.1f}</td>"
+                 f"<td class='n'>{_p(e.p_value)}</td><td class='n'>{_p(holm.get(e.outcome))}</td></tr>")
+    p.append("</table>")
+    figures = run_dir / "figures"
+    for stem, caption in (("forest", "All outcomes, four estimators (numbers: ANCOVA, the primary analysis)"),
+                          ("primary_trends", "Primary indicators: rates by arm and audit year")):
+        if (figures / f"{stem}.png").exists():
+            p.append(_figure(run_dir, figures / stem, caption))
+    p.append("<h2>Outcomes</h2>")
+    for o in outcomes:
+        label = OUTCOMES[o].display_label if o in OUTCOMES else o
+        p.append(f"<h3 id='{html.escape(o)}'>{html.escape(label)}</h3>")
+        main = summary.effects[(summary.effects["outcome"] == o)]
+        if len(main):
+            p.append("<table><tr><th>Estimator</th><th>Estimate</th><th>95 % CI</th><th>p</th></tr>")
+            for row in main.itertuples():
+                fmt = _row_numbers(row)
+                p.append(f"<tr><td>{html.escape(ESTIMATOR_LABELS.get(row.estimator, row.estimator))}</td>{fmt}</tr>")
+            p.append("</table>")
+        for kind, caption in _FIGURE_KINDS:
+            if (figures / f"{o}_{kind}.png").exists():
+                p.append(_figure(run_dir, figures / f"{o}_{kind}", caption))
+    extra = extra_sections(run_dir)
+    if extra:
+        p.append(extra)
+    audit = manifest.get("audit", [])
+    p.append("<h2>Disclosure control</h2><p>"
+             + (f"The audit of the run folder found {len(audit)} issue(s); see the manifest." if audit else
+                f"Counts below {params['design'].get('disclosure_threshold', 'the threshold')} are withheld "
+                f"({html.escape(str(params['design'].get('disclosure', '')))} policy); the audit of the run folder "
+                "found no disclosure issue.") + "</p>")
+    env = manifest.get("environment", {})
+    versions = manifest.get("versions", {})
+    p.append("<h2>Provenance</h2><table>")
+    for key, value in (("rp2pr_eval", versions.get("rp2pr_eval", "?")), ("git commit", manifest.get("git_commit")),
+                       ("lock file SHA-256", env.get("lock_sha256")), ("matches lock", env.get("matches_lock")),
+                       ("data SHA-256", manifest.get("data_sha256")),
+                       ("seeds", ", ".join(f"{k} {v}" for k, v in manifest.get("seeds", {}).items()))):
+        p.append(f"<tr><th>{html.escape(key)}</th><td><code>{html.escape(str(value))}</code></td></tr>")
+    p.append("</table>")
+    p.append("<h2>Notebooks and tables</h2><ul>")
+    for nb in manifest.get("notebooks", []):
+        link = nb.get("html") or nb.get("ipynb")
+        if link and (run_dir / link).exists():
+            p.append(f"<li><a href='{html.escape(link)}'>{html.escape(nb['name'])}</a> — {html.escape(nb['status'])}</li>")
+    for path in sorted((run_dir / "tables").glob("*.html")) if (run_dir / "tables").is_dir() else []:
+        p.append(f"<li><a href='tables/{html.escape(path.name)}'>{html.escape(path.stem.replace('_', ' '))}</a></li>")
+    p.append("</ul></body></html>\n")
+    out = run_dir / "index.html"
+    out.write_text("\n".join(p), encoding="utf-8")
+    return out
+
+
+def _row_numbers(row) -> str:
+    scale = str(row.scale)
+    if scale == "risk_difference":
+        e, lo, hi, unit = 100 * row.estimate, 100 * row.ci_low, 100 * row.ci_high, " pp"
+        return (f"<td class='n'>{e:+.1f}{unit}</td><td class='n'>{lo:.1f} to {hi:.1f}</td>"
+                f"<td class='n'>{_p(row.p_value)}</td>")
+    if scale.startswith("log_"):
+        e, lo, hi = (math.exp(v) for v in (row.estimate, row.ci_low, row.ci_high))
+        what = {"log_ratio": "ratio", "log_odds_ratio": "OR", "log_hazard_ratio": "HR"}.get(scale, "ratio")
+        return (f"<td class='n'>{what} {e:.2f}</td><td class='n'>{lo:.2f} to {hi:.2f}</td>"
+                f"<td class='n'>{_p(row.p_value)}</td>")
+    return (f"<td class='n'>{row.estimate:+.2f}</td><td class='n'>{row.ci_low:.2f} to {row.ci_high:.2f}</td>"
+            f"<td class='n'>{_p(row.p_value)}</td>")

@@ -1,0 +1,154 @@
+"""Every figure kind, drawn on the bundled data at 85 mm and 170 mm, has no overlapping or clipped text.
+
+The checker (tests/figure_overlap.py) compares the boxes of every text artist (tick labels,
+axis labels, titles, legend texts, annotations) with each other, with the other panels'
+plotting areas and with the legends, and every legend with the data of its axes. It finds
+87 overlapping text pairs in the forest plot as it was drawn before issue 18 (44 rows in a
+fixed 6.7 × 3.0 in figure) — the test below keeps that old layout as the check's own check.
+"""
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from figure_overlap import overlap_findings
+
+import rp2pr_eval as rp
+from rp2pr_eval.presentation import figures as fg
+from rp2pr_eval.presentation.report import LABELS
+from rp2pr_eval.results.effect import effects_table
+from rp2pr_eval.study.outcomes import OUTCOMES
+
+MAIN = ["ancova", "did_aggregate", "did_twfe", "mixed_linear"]
+SIZES = ("single", "double")
+
+
+@pytest.fixture(scope="module")
+def bundled_analyses(bundled_patients):
+    """Per-outcome analyses of the bundled data: the four main estimators (Cox for survival)."""
+    out = {}
+    for name in OUTCOMES:
+        wanted = ["did_cox"] if name == "survival_days" else MAIN
+        if name in ("active_treatment", "days_referral_to_treatment"):
+            wanted = wanted + ["event_study", "randomisation_test"]
+        if name == "active_treatment":
+            wanted = wanted + ["mixed_logistic"]
+        out[name] = rp.analyse_outcome(bundled_patients, name, estimators=wanted, ri_draws=199, seed=3)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundled_effects(bundled_analyses):
+    return effects_table([e for a in bundled_analyses.values() for e in a.effects.values()])
+
+
+def _assert_clean(fig, what):
+    found = overlap_findings(fig)
+    assert found == [], f"{what}: {len(found)} overlap(s): " + "; ".join(found[:6])
+
+
+@pytest.mark.fixture
+def test_the_checker_fails_on_the_old_forest_plot(bundled_effects):
+    """The pre-issue-18 forest: all 44 risk-difference rows squeezed into 6.7 × 3.0 in."""
+    rows = bundled_effects[bundled_effects["estimator"].isin(MAIN) & (bundled_effects["scale"] == "risk_difference")]
+    assert len(rows) == 44
+    with fg.style(size="double"):
+        fig = fg.new_figure(figsize=(170 / 25.4, 3.0))
+        fg.plot_forest(rows.reset_index(drop=True), ax=fig.add_subplot(), labels=LABELS, estimator_labels={})
+    found = overlap_findings(fig)
+    assert sum(f.startswith("text/text") for f in found) >= 40, found[:3]
+
+
+@pytest.mark.fixture
+@pytest.mark.parametrize("size", SIZES)
+def test_forest_figure_fits(bundled_effects, size):
+    frame = bundled_effects[bundled_effects["estimator"].isin(MAIN + ["did_cox"])].reset_index(drop=True)
+    with fg.style(size=size):
+        fig = fg.forest_figure(frame, labels=LABELS, size=size)
+    width, height = fig.get_size_inches() * 25.4
+    assert width == pytest.approx(85 if size == "single" else 170)
+    assert 150 < height <= 225                            # grows with the rows, capped at a page
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles == ["Binary indicators", "Waiting times", "Survival"]   # continuous outcomes apart
+    assert fig.axes[1].get_xscale() == "log" and "Ratio" in fig.axes[1].get_xlabel()
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:2] == ["ANCOVA (primary)", "Difference in differences"] and "did_twfe" not in legend
+    _assert_clean(fig, f"forest at {size}")
+
+
+@pytest.mark.fixture
+@pytest.mark.parametrize("size", SIZES)
+def test_primary_trends_grid_fits(bundled_analyses, size):
+    panels = {o: bundled_analyses[o].trends for o in rp.PRIMARY_OUTCOMES if bundled_analyses[o].trends is not None}
+    assert len(panels) == 6
+    with fg.style(size=size):
+        fig = fg.plot_trends_grid(panels, labels=LABELS, size=size)
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    _assert_clean(fig, f"primary trends at {size}")
+
+
+@pytest.mark.fixture
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("outcome", ["active_treatment", "days_referral_to_treatment"])
+def test_outcome_figures_fit(bundled_analyses, size, outcome):
+    analysis = bundled_analyses[outcome]
+    with fg.style(size=size):
+        figs = rp.report.outcome_figures(analysis, None, size=size)
+    drawn = {k: f for k, f in figs.items() if f is not None}
+    expected = {"trends", "event_study", "randomisation", "funnel", "caterpillar"} if outcome == "active_treatment" \
+        else {"event_study", "randomisation"}
+    assert set(drawn) == expected
+    for kind, fig in drawn.items():
+        assert fig.get_size_inches()[0] * 25.4 == pytest.approx(85 if size == "single" else 170), kind
+        _assert_clean(fig, f"{outcome} {kind} at {size}")
+
+
+@pytest.mark.fixture
+def test_randomisation_and_event_study_units(bundled_analyses):
+    binary = rp.report.outcome_figures(bundled_analyses["active_treatment"], None)
+    assert "percentage points" in binary["randomisation"].axes[0].get_xlabel()
+    assert "percentage points" in binary["event_study"].axes[0].get_ylabel()
+    wait = rp.report.outcome_figures(bundled_analyses["days_referral_to_treatment"], None)
+    assert "ratio" in wait["randomisation"].axes[0].get_xlabel().lower()
+    assert "ratio" in wait["event_study"].axes[0].get_ylabel().lower()
+    assert "days)" not in wait["event_study"].axes[0].get_ylabel()
+
+
+@pytest.mark.fixture
+def test_plotting_leaves_backend_and_rcparams_alone(bundled_analyses, bundled_effects):
+    backend = matplotlib.get_backend()
+    before = {k: v for k, v in matplotlib.rcParams.items() if k != "backend"}
+    import matplotlib.pyplot as plt
+    open_before = plt.get_fignums()
+    figs = rp.report.outcome_figures(bundled_analyses["active_treatment"], None)
+    fg.forest_figure(bundled_effects)
+    after = {k: v for k, v in matplotlib.rcParams.items() if k != "backend"}
+    assert matplotlib.get_backend() == backend
+    assert [k for k in before if not _same(before[k], after[k])] == []
+    assert plt.get_fignums() == open_before            # nothing registered with pyplot
+    assert all(isinstance(f, fg.DisplayFigure) for f in figs.values() if f is not None)
+    png = figs["trends"]._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(np.all(a == b)) if not isinstance(a, (list, tuple)) else list(a) == list(b)
+    except (TypeError, ValueError):
+        return a is b or str(a) == str(b)
+
+
+@pytest.mark.fixture
+def test_importing_the_package_changes_no_global_state():
+    import subprocess
+    import sys
+
+    # rcParams["backend"] is read last: reading it resolves the backend (and imports pyplot)
+    code = ("import sys, matplotlib; r = {k: str(matplotlib.rcParams[k]) for k in matplotlib.rcParams if k != 'backend'};"
+            "import rp2pr_eval, rp2pr_eval.presentation.figures as fg, rp2pr_eval.presentation.report;"
+            "from rp2pr_eval.presentation.figures import canvas;"
+            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported';"
+            "changed = [k for k in r if str(matplotlib.rcParams[k]) != r[k]];"
+            "assert not changed, changed")
+    subprocess.run([sys.executable, "-c", code], check=True)
