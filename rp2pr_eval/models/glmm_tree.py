@@ -42,7 +42,8 @@ from rp2pr_eval.errors import DataError
 from rp2pr_eval.models.glmm_data import GlmmData, mv, tmv
 from rp2pr_eval.models.glmm_likelihood import EXP_CLIP
 
-__all__ = ["Adaptation", "LaplaceObjective", "NestedAghqObjective", "Tree", "build_tree"]
+__all__ = ["Adaptation", "Factor", "LaplaceObjective", "NestedAghqObjective", "Tree", "build_tree", "factorize",
+           "inverse_diagonals", "schur_information", "solve"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,19 @@ def inverse_diagonals(tree: Tree, f: Factor) -> tuple[list[np.ndarray], np.ndarr
     return hinv, Q[-1]
 
 
+def schur_information(tree: Tree, d: GlmmData, fac: Factor, w: np.ndarray, XtWX: np.ndarray) -> np.ndarray:
+    """X'WX - (Z'WX)' H^-1 (Z'WX): the information for beta with the random effects profiled out (PIRLS)."""
+    idx, ptr = d.S.indices, d.S.indptr
+    C_leaf = np.asarray(sp.csr_matrix((w[idx], idx, ptr), shape=d.S.shape) @ d.X)
+    C = [np.column_stack([tree.from_leaves(C_leaf[:, c], lv) for c in range(C_leaf.shape[1])])
+         for lv in range(tree.depth)]
+    out = XtWX.copy()
+    for c in range(C_leaf.shape[1]):
+        x = solve(tree, fac, [C[lv][:, c] for lv in range(tree.depth)])
+        out[:, c] -= sum(C[lv].T @ x[lv] for lv in range(tree.depth))
+    return 0.5 * (out + out.T)
+
+
 class LaplaceObjective:
     """Laplace-approximate marginal log-likelihood over theta = (beta, log sigma_1..m), with its exact gradient."""
 
@@ -188,10 +202,16 @@ class LaplaceObjective:
     def _rows(self, e: np.ndarray, off_leaf: np.ndarray, with_f: bool):
         d = self.d
         t = e + off_leaf[d.gidx]
-        q = special.expit(-t)  # 1 - p
-        res = d.S @ (d.succ - d.trials * (1.0 - q))
+        f = float(np.einsum("i,i->", d.succ, t)) if with_f else 0.0  # einsum: threaded BLAS dot is slow on shared cores
+        np.minimum(t, EXP_CLIP, out=t)
+        np.exp(t, out=t)
+        t += 1.0  # 1 + e^eta
+        q = 1.0 / t  # 1 - p
+        if with_f:
+            np.log(t, out=t)  # softplus(eta)
+            f -= float(np.einsum("i,i->", d.trials, t))
+        res = self.seg_succ - d.S @ (d.trials * (1.0 - q))
         w = d.trials * q * (1.0 - q)
-        f = float(d.succ @ t - d.trials @ np.logaddexp(0.0, t)) if with_f else 0.0
         return f, res, w, q
 
     def modes(self, e: np.ndarray, s: np.ndarray, u0: list[np.ndarray] | None = None):
@@ -272,11 +292,13 @@ class LaplaceObjective:
         top_row = top_leaf[d.gidx]
         G = tree.n_nodes[0]
         rowpart = d.X * ((d.succ - d.trials * p) - 0.5 * a)[:, None]
-        sc_beta = np.zeros((G, k))
-        np.add.at(sc_beta, top_row, rowpart)
+        to_top = sp.csr_matrix((np.ones(len(top_row)), (top_row, np.arange(len(top_row)))), shape=(G, len(top_row)))
+        sc_beta = np.asarray(to_top @ rowpart)
         idx, ptr = d.S.indices, d.S.indptr
         A_leaf = np.asarray(sp.csr_matrix((w[idx], idx, ptr), shape=d.S.shape) @ d.X)
-        np.add.at(sc_beta, top_leaf, 0.5 * M_leaf[:, None] * A_leaf)
+        leaf_to_top = sp.csr_matrix((np.ones(len(top_leaf)), (top_leaf, np.arange(len(top_leaf)))),
+                                    shape=(G, len(top_leaf)))
+        sc_beta += np.asarray(leaf_to_top @ (0.5 * M_leaf[:, None] * A_leaf))
         sc_tau = np.zeros((G, m))
         for lv in range(m):
             node_top = tree.top_of[lv]

@@ -71,6 +71,8 @@ def analyse_outcome(
     boot_draws: int = 9_999,
     boot_weights: str = "rademacher",
     n_quad: int = 25,
+    glmm_random: Sequence[str] | None = ("pair_id", "trust_id", "trust_id:period"),
+    glmm_method: str = "laplace",
     gee_vcov: str = "mancl_derouen",
     level: float = 0.95,
     seed: int = 1,
@@ -83,6 +85,9 @@ def analyse_outcome(
     others.  The randomisation test and the wild bootstrap use the ANCOVA
     (primary) specification; the randomisation draws are seeded by ``seed`` so
     all outcomes share the same re-randomisations (Romano–Wolf).
+    ``mixed_logistic`` fits the nested GLMM with random intercepts ``glmm_random`` (default pair,
+    trust, trust × period; ``method=glmm_method``, between–within t reference, see docs/METHODS.md);
+    an empty ``glmm_random`` fits the trust-only GLMM by AGHQ with ``n_quad`` nodes.
     """
     design = resolve_design(design)
     entry = resolve_outcome(patients, outcome)
@@ -100,8 +105,10 @@ def analyse_outcome(
                                      level=level, **common),
         "mixed_linear": lambda: mixed_linear(patients, outcome, level=level, **common),
         "did_logistic": lambda: did_logistic(patients, outcome, covariates=covariates, level=level, **common),
-        "mixed_logistic": lambda: mixed_logistic(patients, outcome, covariates=covariates, n_quad=n_quad,
-                                                 level=level, **common),
+        "mixed_logistic": lambda: (
+            mixed_logistic(patients, outcome, covariates=covariates, random=list(glmm_random), method=glmm_method,
+                           level=level, **common) if glmm_random else
+            mixed_logistic(patients, outcome, covariates=covariates, n_quad=n_quad, level=level, **common)),
         "gee_logistic": lambda: gee_logistic_with_fallback(patients, outcome, covariates=covariates, vcov=gee_vcov,
                                                    level=level, **common),
         "did_cox": lambda: did_cox(patients, outcome, covariates=covariates, level=level, **common),
