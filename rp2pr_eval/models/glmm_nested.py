@@ -290,7 +290,7 @@ def _aghq(d, tree, lap: LaplaceObjective, theta, H_lap, n_quad, tol, max_iter):
         T = np.diag(sd_scale)
     except (linalg.LinAlgError, ValueError):
         pass
-    Hu = _hessian(lambda th: aq(th, ad)[1], theta, T, h=h)
+    Hu = _hessian(lambda th: aq(th, ad)[1], theta, T, h=h, g0=gr)
     Tinv = np.diag(1.0 / np.diag(T))
     H = Tinv.T @ Hu @ Tinv
     return theta, ll, gr, H, converged, message, n_iter
