@@ -26,7 +26,7 @@ import rp2pr_eval as rp
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.models.glmm import GlmmBoundaryWarning, fit_glmm_logit
 from rp2pr_eval.models.glmm_data import prepare_data
-from rp2pr_eval.models.glmm_nested import fit_glmm_nested
+from rp2pr_eval.models.glmm_nested import cluster_robust_vcov, fit_glmm_nested
 from rp2pr_eval.models.glmm_tree import (
     Adaptation,
     LaplaceObjective,
@@ -240,7 +240,7 @@ def test_deepest_term_at_the_boundary_is_dropped():
     if "tp" not in fit.boundary_terms:
         pytest.skip("this draw has a positive trust x period SD")
     ref = fit_glmm_nested(X, y, groups[:2], terms=["p", "t"])
-    assert np.allclose(fit.beta, ref.beta, atol=1e-6) and fit.loglik == pytest.approx(ref.loglik, abs=1e-6)
+    assert np.allclose(fit.beta, ref.beta, atol=1e-4) and fit.loglik == pytest.approx(ref.loglik, abs=1e-6)
     assert len(fit.modes["tp"]) == tp.max() + 1 and (fit.modes["tp"]["mode"] == 0).all()
 
 
@@ -271,8 +271,8 @@ def test_mixed_logistic_nested_details(small_trial):
         e = rp.mixed_logistic(small_trial, "active_treatment", covariates=rp.CASE_MIX, random=random,
                               method="laplace")
     assert list(e.details["random_sd"]) == random
-    assert e.df == 38 and e.n_clusters == 40 and e.cluster == "pair_id"
-    assert e.details["df_method"] == "between-within"
+    assert e.df == 39 and e.n_clusters == 40 and e.cluster == "pair_id"  # default: CR3 by pair, t(G - 1)
+    assert e.details["vcov_method"] == "CR3" and e.se == e.details["robust_se"]["CR3"]
     assert e.details["n_groups"] == {"pair_id": 40, "trust_id": 80, "trust_id:period": 160}
     assert len(e.details["trust_effects"]) == 80
     # the same model through the general engine
@@ -286,15 +286,20 @@ def test_mixed_logistic_nested_details(small_trial):
         warnings.simplefilter("ignore", GlmmBoundaryWarning)
         fit = fit_glmm_nested(X, rows["active_treatment"].to_numpy(float), g, terms=random, names=names)
     j = names.index("treated:post")
-    assert e.estimate == fit.beta[j] and e.se == fit.se[j]
+    assert e.estimate == fit.beta[j] and e.details["model_se"] == fit.se[j]
+    assert e.se == pytest.approx(math.sqrt(cluster_robust_vcov(fit, "CR3")[j, j]), rel=1e-12)
     from scipy import stats
-    assert e.p_value == pytest.approx(2 * stats.t.sf(abs(e.estimate / e.se), 38), rel=1e-12)
+    assert e.p_value == pytest.approx(2 * stats.t.sf(abs(e.estimate / e.se), 39), rel=1e-12)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GlmmBoundaryWarning)
+        bw = rp.mixed_logistic(small_trial, "active_treatment", covariates=rp.CASE_MIX, random=random,
+                               vcov="model")
         normal = rp.mixed_logistic(small_trial, "active_treatment", covariates=rp.CASE_MIX, random=random,
-                                   method="laplace", df_method="normal")
+                                   vcov="model", df_method="normal")
+    assert bw.df == 38 and bw.se == fit.se[j] and bw.details["df_method"] == "between-within"
+    assert bw.p_value == pytest.approx(2 * stats.t.sf(abs(e.estimate / bw.se), 38), rel=1e-12)
     assert normal.df is None and normal.estimate == e.estimate
-    assert normal.p_value == pytest.approx(2 * stats.norm.sf(abs(e.estimate / e.se)), rel=1e-12)
+    assert normal.p_value == pytest.approx(2 * stats.norm.sf(abs(e.estimate / bw.se)), rel=1e-12)
 
 
 def test_mixed_logistic_random_none_is_unchanged(small_trial):
@@ -315,8 +320,59 @@ def test_mixed_logistic_bad_random(small_trial):
         rp.mixed_logistic(small_trial, "active_treatment", random="pair_id")
     with pytest.raises(ValueError, match="vb"):
         rp.mixed_logistic(small_trial, "active_treatment", random=["trust_id"], method="vb")
+    with pytest.raises(ValueError, match="vcov"):
+        rp.mixed_logistic(small_trial, "active_treatment", random=["trust_id"], method="aghq", vcov="CR3")
     with pytest.raises(ValueError, match="df_method"):
         rp.mixed_logistic(small_trial, "active_treatment", random=["trust_id"], df_method="kr")
     with pytest.raises(ValueError, match="at most 1000"):
         rp.mixed_logistic(small_trial, "active_treatment", random=["pair_id", "trust_id", "trust_id:period"],
                           method="aghq", n_quad=11)
+
+
+# ----------------------------------------------------------------------------- size (seeded Monte Carlo)
+@pytest.mark.simulation
+def test_nested_glmm_holds_its_size_on_the_generator():
+    """Null trials of the package generator (reduced volumes): the nested GLMM, CR3 by pair, t(39), holds size.
+
+    24 seeded null ILCOP trials (``validate-methods`` replicates, ``SMALL_SIMULATE_KWARGS``). The
+    trust-only GLMM rejects about a third of true nulls (docs/methods/validation.md: 0.33 ± 0.06), so
+    at most 4 of 24 rejections (P ≤ 0.03 under a 5 % test; expected 8 at a size of 0.33) and the
+    model-based SE within 0.7–1.5 of the empirical SD of the estimates (the trust-only model's ratio
+    is about 0.5). The full-volume study is reported in docs/methods/validation.md.
+    """
+    from rp2pr_eval.inference import method_study as val
+
+    reps = val.run_replicates(24, effect_reps=0, methods=("mixed_logistic_nested",), seed=16, backend="serial",
+                              simulate_kwargs=val.SMALL_SIMULATE_KWARGS)
+    assert reps["ok"].all(), reps["error"].unique()
+    assert (reps["df"] == 39).all()
+    rejections = int((reps["p_value"] < 0.05).sum())
+    assert rejections <= 4, rejections
+    ratio = reps["se"].mean() / reps["estimate"].std(ddof=1)
+    assert 0.7 <= ratio <= 1.5, ratio
+
+
+@pytest.mark.fixture
+def test_cluster_scores_and_the_one_step_jackknife():
+    """Pair scores sum to the gradient (0 at the optimum), pair Hessians to the Hessian, and the
+    one-step leave-one-pair-out estimates behind CR3 track real refits without the pair."""
+    X, y, groups = _small(seed=1)
+    terms = ["p", "t", "tp"]
+    fit = fit_glmm_nested(X, y, groups, terms=terms)
+    assert not fit.singular
+    U, Hg = fit.cluster_scores, fit.cluster_hessians
+    assert U.shape == (12, 8) and np.max(np.abs(U.sum(axis=0))) < 1e-3
+    V = fit.vcov
+    assert np.allclose(np.linalg.inv(-Hg.sum(axis=0)), V, rtol=2e-3, atol=1e-6)
+    A, A_g = -Hg.sum(axis=0), -Hg
+    theta = np.concatenate([fit.beta, np.log([fit.sd[t] for t in terms])])
+    for g in (0, 5):
+        keep = groups[0] != g
+        refit = fit_glmm_nested(X[keep], y[keep], [gr[keep] for gr in groups], terms=terms)
+        one_step = theta - np.linalg.solve(A - A_g[g], U[g])
+        shift = refit.beta[3] - fit.beta[3]
+        assert abs(one_step[3] - refit.beta[3]) < 0.25 * abs(shift) + 1e-3, (g, shift, one_step[3] - fit.beta[3])
+    cr1, cr3 = cluster_robust_vcov(fit, "CR1"), cluster_robust_vcov(fit, "CR3")
+    assert cr3[3, 3] > cr1[3, 3] * (11 / 12) > 0  # the jackknife is the larger
+    with pytest.raises(ValueError, match="kind"):
+        cluster_robust_vcov(fit, "CR2")

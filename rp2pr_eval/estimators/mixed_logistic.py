@@ -18,11 +18,11 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
-from rp2pr_eval._options import GlmmDf, GlmmMethod, check_level, check_option
+from rp2pr_eval._options import GlmmDf, GlmmMethod, GlmmVcov, check_level, check_option
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.estimators.prepare import check_cells, patient_design, prepare
 from rp2pr_eval.models.glmm import fit_glmm_logit, fit_glmm_logit_vb
-from rp2pr_eval.models.glmm_nested import fit_glmm_nested
+from rp2pr_eval.models.glmm_nested import cluster_robust_vcov, fit_glmm_nested
 from rp2pr_eval.results.effect import Effect
 from rp2pr_eval.study.design import StudyDesign
 
@@ -72,9 +72,10 @@ def mixed_logistic(
     cluster: str | None = "pair_id",
     groups: str = "trust_id",
     random: Sequence[str] | None = None,
-    method: str = "aghq",
+    method: str | None = None,
     n_quad: int | Sequence[int] | None = None,
     df_method: str | None = None,
+    vcov: str | None = None,
     level: float = 0.95,
 ) -> Effect:
     r"""Random-intercept logistic DiD fitted by maximum likelihood (adaptive Gauss–Hermite quadrature or Laplace).
@@ -82,12 +83,13 @@ def mixed_logistic(
     .. math:: \operatorname{logit} P(y_{i} = 1 \mid u) = \beta_0 + \beta_1 T_i + \beta_2 \text{post}_i
               + \delta\, T_i \text{post}_i + x_i'\gamma + \sum_{l} u_{l, g_l(i)},\quad u_{l,j} \sim N(0, \sigma_l^2)
 
-    ``random=None`` (default): one random intercept for ``groups`` (trust), as before.
+    ``random=None`` (default): one random intercept for ``groups`` (trust), as before
+    (``method`` default ``"aghq"``).
     ``random=["pair_id", "trust_id", "trust_id:period"]`` (any nested subset; ``a:b`` is the
     interaction of two columns, ``period`` is pre/post): random intercepts for pair, trust within
     pair and trust × period, fitted by :func:`rp2pr_eval.models.glmm_nested.fit_glmm_nested` —
-    ``method="laplace"`` (as ``glmer(nAGQ = 1)``) or ``method="aghq"`` (nested adaptive quadrature,
-    ``n_quad`` nodes per term, default 5; an int or one per term).
+    ``method="laplace"`` (the default with ``random``; as ``glmer(nAGQ = 1)``) or ``method="aghq"``
+    (nested adaptive quadrature, ``n_quad`` nodes per term, default 5; an int or one per term).
 
     One random intercept: ``method="aghq"`` maximises the marginal likelihood with ``n_quad``-node
     adaptive Gauss–Hermite quadrature (default 25, as ``glmer(nAGQ = 25)``; ``n_quad=1`` or
@@ -96,15 +98,27 @@ def mixed_logistic(
     and understate ML SEs). Standard errors from the observed information.
 
     The estimate is the treated:post log odds ratio conditional on the random effects.
-    Reference distribution (``df_method``): ``"normal"`` (model-based, as ``glmer``; the default
-    with ``random=None``), or ``"between-within"`` (the default with ``random``): t with
-    :math:`G - p_b` degrees of freedom, :math:`G` the number of groups of the outermost term
-    (pairs) and :math:`p_b` the rank of the fixed effects constant within them (intercept,
-    treated): 38 for ILCOP's 40 pairs. Li & Redden (2015) found this between–within
-    approximation keeps the size of GLMM Wald tests with few clusters; with the trust-only
-    model the size is far above 5 % on the package generator whatever the df, because trust
-    effects drift between periods and pairs share shocks (docs/methods/validation.md).
-    ``cluster`` is not used by the model (only checked).
+    Inference. ``random=None``: observed information, normal reference (as ``glmer``).
+    With ``random``, ``vcov`` chooses the covariance (default ``"CR3"`` for ``method="laplace"``,
+    ``"model"`` for ``"aghq"``):
+
+    * ``"CR3"`` — the jackknife of one-step leave-one-pair-out estimates,
+      :math:`\frac{G-1}{G}\sum_g (A - A_g)^{-1} U_g U_g' (A - A_g)^{-1}`, from each pair's score
+      :math:`U_g` and information :math:`A_g` of the Laplace likelihood (which factorises over
+      pairs; :func:`rp2pr_eval.models.glmm_nested.cluster_robust_vcov`), t with G − 1 = 39 df:
+      valid whatever the within-pair dependence (the generator's pairs share shocks in the post
+      years, which no nested intercept can represent, and the model-based SE is 10–20 % too small
+      there); a bias-reduced sandwich for few clusters (Mancl & DeRouen 2001; Bell & McCaffrey
+      2002; Leyrat et al. 2018 recommend such small-sample corrections with few clusters);
+      ``"CR1"``: the plain sandwich × G/(G − 1);
+    * ``"model"`` — observed information with ``df_method``: ``"between-within"`` (default), t with
+      :math:`G - p_b` df, :math:`G` the groups of the outermost term (pairs) and :math:`p_b` the rank
+      of the fixed effects constant within them (intercept, treated): 38 for ILCOP (Li & Redden
+      2015); or ``"normal"``.
+
+    With the trust-only model the size is far above 5 % on the package generator whatever the df
+    (docs/methods/validation.md). ``cluster`` is not used by the model (only checked).
+    ``details["model_se"]`` and ``details["robust_se"]`` (CR1, CR3) are reported for every Laplace fit.
 
     ``details``: ``random_sd`` (``{term: SD}``), ``re_sd`` (the SD of ``groups``' term), with its
     interval for one term, ``log_likelihood``, ``converged``, ``grad_norm``, ``singular`` and
@@ -117,12 +131,20 @@ def mixed_logistic(
     References
     ----------
     Pinheiro & Bates (1995) JCGS 4:12; Bates et al. (2015) J Stat Softw 67(1); Li & Redden (2015)
-    BMC Med Res Methodol 15:38; Leyrat et al. (2018) Int J Epidemiol 47:321–331.
+    BMC Med Res Methodol 15:38; Leyrat et al. (2018) Int J Epidemiol 47:321–331; Mancl & DeRouen (2001)
+    Biometrics 57:126–134; Bell & McCaffrey (2002) Survey Methodology 28:169–181.
     R: ``lme4::glmer(y ~ treated * post + ... + (1 | pair_id) + (1 | trust_id) + (1 | trust_id:period),
     family = binomial, nAGQ = 1)``.
     """
-    check_option("method", method, GlmmMethod)
+    check_option("method", method, GlmmMethod, allow_none=True)
+    if method is None:
+        method = "aghq" if random is None else "laplace"
     check_option("df_method", df_method, GlmmDf, allow_none=True)
+    check_option("vcov", vcov, GlmmVcov, allow_none=True)
+    if vcov is None:
+        vcov = "CR3" if random is not None and method == "laplace" else "model"
+    if vcov != "model" and (random is None or method != "laplace"):
+        raise ValueError(f"vcov={vcov!r} needs random=[...] and method='laplace' (cluster scores of the Laplace fit)")
     if groups != "trust_id" and groups not in patients.columns:
         raise ValueError(f"groups={groups!r} is not a column of the patient table")
     if random is not None:
@@ -148,7 +170,7 @@ def mixed_logistic(
     target = (rows["treated"].to_numpy() == 1) & (rows["post"].to_numpy() == 1)
     if random is not None:
         return _nested(prep, rows, X, names, y, j, target, list(random), method, n_quad,
-                       "between-within" if df_method is None else df_method, level, covariates)
+                       "between-within" if df_method is None else df_method, level, covariates, vcov)
     g = rows[groups].to_numpy()
     z = float(stats.norm.ppf(0.5 + level / 2))
     arm_of = rows.drop_duplicates(groups).set_index(groups)["arm"]
@@ -191,7 +213,8 @@ def mixed_logistic(
                   level=level, details=details)
 
 
-def _nested(prep, rows, X, names, y, j, target, random, method, n_quad, df_method, level, covariates) -> Effect:
+def _nested(prep, rows, X, names, y, j, target, random, method, n_quad, df_method, level, covariates,
+            vcov) -> Effect:
     """mixed_logistic with nested random intercepts (``random=[...]``)."""
     labels = {t: _term_labels(rows, t) for t in random}
     order = sorted(random, key=lambda t: (len(pd.unique(labels[t])), random.index(t)))  # outermost first
@@ -207,9 +230,18 @@ def _nested(prep, rows, X, names, y, j, target, random, method, n_quad, df_metho
     fit = fit_glmm_nested(X, y, [labels[t] for t in order], terms=order, method=method, n_quad=nq, names=names)
     k = len(names)
     beta, V = np.asarray(fit.beta), np.asarray(fit.vcov)[:k, :k]
+    model_se = float(np.sqrt(V[j, j]))
+    robust_se = ({kind: float(np.sqrt(cluster_robust_vcov(fit, kind)[j, j])) for kind in ("CR1", "CR3")}
+                 if fit.cluster_scores is not None else {})
+    if vcov != "model":
+        V = cluster_robust_vcov(fit, vcov)[:k, :k]
     se_all = np.sqrt(np.diag(V))
     est, se = float(beta[j]), float(se_all[j])
-    if df_method == "between-within":
+    if vcov != "model":
+        df = fit.n_groups[order[0]] - 1
+        q = float(stats.t.ppf(0.5 + level / 2, df))
+        p_value = float(2 * stats.t.sf(abs(est / se), df))
+    elif df_method == "between-within":
         df = between_within_df(X, labels[order[0]])
         if df < 1:
             raise DataError(f"between-within df = {df}: too few groups of {order[0]!r} for the fixed effects "
@@ -238,7 +270,8 @@ def _nested(prep, rows, X, names, y, j, target, random, method, n_quad, df_metho
         "coefficients": {n: (float(b_), float(s_)) for n, b_, s_ in zip(names, beta, se_all)},
         "random_sd": random_sd, "re_sd": random_sd.get("trust_id", random_sd[order[-1]]),
         "log_sd_se": {t: float(fit.log_sd_se[t]) for t in random}, "n_groups": dict(fit.n_groups),
-        "random": list(random), "method": method, "df_method": df_method,
+        "random": list(random), "method": method, "df_method": df_method if vcov == "model" else "G-1",
+        "vcov_method": vcov, "model_se": model_se, "robust_se": robust_se,
         "log_likelihood": float(fit.loglik), "converged": bool(fit.converged), "grad_norm": float(fit.grad_norm),
         "n_iter": int(fit.n_iter), "singular": bool(fit.singular), "boundary_terms": list(fit.boundary_terms),
         "message": fit.message, "n_quad": list(fit.n_quad),
@@ -247,10 +280,12 @@ def _nested(prep, rows, X, names, y, j, target, random, method, n_quad, df_metho
         "risk_difference": {"estimate": rd, "se": rd_se, "ci_low": rd - q * rd_se, "ci_high": rd + q * rd_se},
         "trust_effects": trust_effects, "covariates": list(covariates or []), "n_dropped": prep.n_dropped,
     }
-    inference = "between-within t" if df_method == "between-within" else "normal"
+    inference = ("between-within t" if df_method == "between-within" else "normal") if vcov == "model" else \
+        f"{vcov} by {order[0]}, t(G-1)"
     return Effect(outcome=prep.entry.name, estimator="mixed_logistic",
                   estimand="treated:post log odds ratio conditional on the random effects", scale="log_odds_ratio",
                   estimate=est, se=se, ci_low=est - q * se, ci_high=est + q * se, p_value=p_value, df=df,
                   n_obs=len(y), n_trusts=prep.n_trusts, n_clusters=fit.n_groups[order[0]], cluster=order[0],
-                  vcov=f"observed information (ML, {'Laplace' if method == 'laplace' else 'nested AGHQ'}), "
-                       f"{inference}", level=level, details=details)
+                  vcov=(f"observed information (ML, {'Laplace' if method == 'laplace' else 'nested AGHQ'}), "
+                        f"{inference}") if vcov == "model" else f"ML (Laplace), {inference}",
+                  level=level, details=details)

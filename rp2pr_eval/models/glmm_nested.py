@@ -39,9 +39,10 @@ from rp2pr_eval.models.glmm_tree import (
     schur_information,
 )
 
-__all__ = ["NestedGlmmFit", "fit_glmm_nested"]
+__all__ = ["NestedGlmmFit", "cluster_robust_vcov", "fit_glmm_nested"]
 
 BOUNDARY_SD = 1e-3  # an SD below this at the optimum is a boundary (singular) fit: refitted at 0
+NEAR_ZERO_SD = 0.05  # an SD below this where the information is not positive definite: also refitted at 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +86,13 @@ class NestedGlmmFit:
         ``{term: DataFrame(group, mode, sd)}``: conditional modes of the random intercepts and
         their conditional SDs (square roots of the diagonal of the inverse Hessian of the
         penalised log-likelihood, lme4's ``condVar``).
-    top_scores : ndarray or None
-        Laplace only: the gradient of the log-likelihood split into the contributions of the
-        top-level (outermost) groups, rows = groups, columns = (beta, free log sds); these sum
-        to the gradient and are the cluster scores of a sandwich covariance.
+    cluster_scores : ndarray or None
+        Laplace only: the gradient of the log-likelihood split into the contributions of the groups
+        of the outermost term (e.g. pairs; the likelihood factorises over them), rows = groups (in
+        the order of ``modes[terms[0]]``), columns = (beta, free log sds); they sum to the gradient.
+    cluster_hessians : ndarray or None
+        Laplace only: each group's contribution to the Hessian over the same parameters (forward
+        differences of its scores), shape (groups, p, p); they sum to the Hessian.
     """
 
     names: tuple[str, ...]
@@ -110,7 +114,8 @@ class NestedGlmmFit:
     singular: bool
     boundary_terms: tuple[str, ...]
     modes: dict = field(repr=False)
-    top_scores: np.ndarray | None = field(default=None, repr=False)
+    cluster_scores: np.ndarray | None = field(default=None, repr=False)
+    cluster_hessians: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def coefficients(self) -> dict[str, tuple[float, float]]:
@@ -466,6 +471,12 @@ def fit_glmm_nested(
         T = _preconditioner(d, tree, theta0[:k], np.exp(theta0[k:]))
         theta, ll, gr, H, lap, converged, message, n_iter = _laplace(d, tree, theta0, T, tol, max_iter)
         low = [j for j, lv in enumerate(active) if theta[k + j] < math.log(BOUNDARY_SD)]
+        if not low and H is not None and not converged and "not positive definite" in message:
+            # the likelihood is flat in a small SD (even in sigma, so ~ quadratic at 0): L-BFGS stops short
+            # of the boundary and the information in log sigma is not positive there; the SD is 0
+            near = [j for j in range(len(active)) if theta[k + j] < math.log(NEAR_ZERO_SD)]
+            if near:
+                low = [min(near, key=lambda j: theta[k + j])]
         if not low:
             break
         boundary.extend(terms[active[j]] for j in low)
@@ -479,9 +490,70 @@ def fit_glmm_nested(
         theta, ll, gr, H, converged, message, it2 = _aghq(d, tree, lap, theta, H, nq_active, tol, max_iter)
         n_iter += it2
     else:
-        scores = lap.top_scores(theta)
+        T_se = np.diag(np.sqrt(np.maximum(np.diag(linalg.pinv(-H)), 1e-12))) if H is not None else np.eye(len(theta))
+        scores = _cluster_scores(lap, theta, T_se, codes[active[0]], codes[0], len(labels[0]))
     return _result(d, tree, lap, theta, ll, gr, H, terms, active, boundary, labels, method, nq, converged,
                    message, n_iter, scores, tol)
+
+
+def cluster_robust_vcov(fit: NestedGlmmFit, kind: str = "CR3") -> np.ndarray:
+    r"""Cluster-robust covariance of a Laplace fit, by the groups of its outermost term (e.g. pairs).
+
+    With :math:`U_g` and :math:`A_g = -\partial U_g / \partial\theta'` group :math:`g`'s score and
+    information contributions (``fit.cluster_scores``, ``fit.cluster_hessians``; parameters beta and
+    the free log SDs) and :math:`A = \sum_g A_g`:
+
+    * ``"CR1"``: :math:`A^{-1} \{G/(G-1) \sum_g U_g U_g'\} A^{-1}` (sandwich);
+    * ``"CR3"``: :math:`\frac{G-1}{G}\sum_g (A - A_g)^{-1} U_g U_g' (A - A_g)^{-1}`, the jackknife of the
+      one-step leave-one-group-out estimates :math:`\hat\theta_{(-g)} = \hat\theta + (A - A_g)^{-1} U_g`
+      (which drop the group's score; the M-estimator analogue of CR3, Bell & McCaffrey 2002;
+      Mancl & DeRouen 2001 for GEE).
+
+    Returns the (k + m) x (k + m) matrix laid out as ``fit.vcov`` (NaN for boundary terms).
+    """
+    if kind not in ("CR1", "CR3"):
+        raise ValueError(f"kind={kind!r} is not valid; expected one of 'CR1', 'CR3'")
+    if fit.cluster_scores is None or fit.cluster_hessians is None:
+        raise ValueError("cluster-robust covariance needs a Laplace fit with at least one random term "
+                         f"(method={fit.method!r})")
+    U, Hg = fit.cluster_scores, fit.cluster_hessians
+    G, p = U.shape
+    A_g = -Hg
+    A = A_g.sum(axis=0)
+    if kind == "CR1":
+        Ai = linalg.inv(A)
+        V = Ai @ (G / (G - 1) * (U.T @ U)) @ Ai
+    else:
+        V = np.zeros((p, p))
+        for g in range(G):
+            step = linalg.solve(A - A_g[g], U[g])
+            V += np.outer(step, step)
+        V *= (G - 1) / G
+    k = len(fit.names)
+    free = list(range(k)) + [k + j for j, t in enumerate(fit.terms) if t not in fit.boundary_terms]
+    out = np.full((k + len(fit.terms),) * 2, np.nan)
+    out[np.ix_(free, free)] = 0.5 * (V + V.T)
+    return out
+
+
+def _cluster_scores(lap: LaplaceObjective, theta, T, top_codes, outer_codes, n_outer, h: float = 1e-4):
+    """Scores and Hessian contributions per group of the outermost term (sums over its top-level nodes).
+
+    The Laplace likelihood factorises over the top-level groups of the fitted tree; when the outermost
+    term is at the boundary those are its subgroups, summed here to the outermost term's groups.
+    """
+    outer_of_top = np.zeros(int(top_codes.max()) + 1, dtype=np.int64)
+    outer_of_top[top_codes] = outer_codes
+    agg = sp.csr_matrix((np.ones(len(outer_of_top)), (outer_of_top, np.arange(len(outer_of_top)))),
+                        shape=(n_outer, len(outer_of_top)))
+    U = np.asarray(agg @ lap.top_scores(theta))
+    p = len(theta)
+    Tinv = linalg.inv(T)
+    dU = np.empty((n_outer, p, p))  # d U_g / d u_j, then to theta coordinates
+    for j in range(p):
+        dU[:, :, j] = (np.asarray(agg @ lap.top_scores(theta + h * T[:, j])) - U) / h
+    Hg = np.einsum("gij,jk->gik", dU, Tinv)
+    return U, 0.5 * (Hg + Hg.transpose(0, 2, 1))
 
 
 def _result(d, tree, lap, theta, ll, gr, H, terms, active, boundary, labels, method, nq, converged, message,
@@ -531,7 +603,9 @@ def _result(d, tree, lap, theta, ll, gr, H, terms, active, boundary, labels, met
         n_quad=tuple(int(q) for q in nq) if method == "aghq" else (1,) * m_all, n_obs=d.n_obs,
         n_groups={t: len(labels[lv]) for lv, t in enumerate(terms)}, converged=bool(converged), n_iter=int(n_iter),
         grad_norm=float(np.max(np.abs(gr))), message=message, singular=bool(boundary),
-        boundary_terms=tuple(boundary), modes=modes, top_scores=scores,
+        boundary_terms=tuple(boundary), modes=modes,
+        cluster_scores=None if scores is None else scores[0],
+        cluster_hessians=None if scores is None else scores[1],
     )
 
 
@@ -550,5 +624,5 @@ def _glm_fit(d, glm, terms, labels, boundary, method, nq, n_iter) -> NestedGlmmF
         n_groups={t: len(labels[lv]) for lv, t in enumerate(terms)}, converged=bool(glm.converged),
         n_iter=int(n_iter), grad_norm=float("nan"), message=note, singular=True, boundary_terms=tuple(terms),
         modes={t: pd.DataFrame({"group": labels[lv], "mode": 0.0, "sd": 0.0}) for lv, t in enumerate(terms)},
-        top_scores=None,
+        cluster_scores=None, cluster_hessians=None,
     )
