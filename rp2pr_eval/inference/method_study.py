@@ -14,6 +14,10 @@ Reproducibility: replicate ``i`` draws everything (data, re-randomisations,
 bootstrap weights) from child ``i`` of ``numpy.random.SeedSequence(seed)``,
 so the results do not depend on the backend (``serial``, ``local`` = joblib
 loky processes, ``dask``) or on the number of workers.
+
+Length: a little over 600 lines: the registry of methods, the replicate runner (one fit per
+estimator, shared by the methods that differ only in inference), the backends and the summary
+are one study; splitting them would scatter the method ids the summary depends on.
 """
 from __future__ import annotations
 

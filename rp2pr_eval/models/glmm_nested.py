@@ -13,6 +13,10 @@ The tree algebra and both likelihoods are in :mod:`rp2pr_eval.models.glmm_tree`.
 
 Written here because no Python package fits this model by maximum likelihood (statsmodels'
 ``BinomialBayesMixedGLM`` is variational Bayes); see that module for the algorithm.
+
+Length: a little over 600 lines because the fit (optimiser, boundary refits, AGHQ iterations),
+its frozen result and the cluster-robust covariance built from the fit's pair scores belong
+together; the likelihood algebra is already apart in :mod:`~rp2pr_eval.models.glmm_tree`.
 """
 from __future__ import annotations
 
