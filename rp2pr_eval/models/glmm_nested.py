@@ -46,7 +46,7 @@ from rp2pr_eval.models.glmm_tree import (
 __all__ = ["NestedGlmmFit", "cluster_robust_vcov", "fit_glmm_nested"]
 
 BOUNDARY_SD = 1e-3  # an SD below this at the optimum is a boundary (singular) fit: refitted at 0
-NEAR_ZERO_SD = 0.05  # an SD below this where the information is not positive definite: also refitted at 0
+NEAR_ZERO_SD = 0.05  # an SD below this when Newton's method fails to converge: also refitted at 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +217,10 @@ def _laplace(d, tree, theta0, T, tol, max_iter):
 
     Hu = _hessian(grad_at, theta, T, g0=gr)
     converged, message = False, ""
-    for _ in range(50):
+    for it in range(51):
+        if it == 50:
+            message = "50 Newton steps without meeting the convergence criterion"
+            break
         gu = T.T @ gr
         try:
             cho = linalg.cho_factor(-Hu)
@@ -475,9 +478,10 @@ def fit_glmm_nested(
         T = _preconditioner(d, tree, theta0[:k], np.exp(theta0[k:]))
         theta, ll, gr, H, lap, converged, message, n_iter = _laplace(d, tree, theta0, T, tol, max_iter)
         low = [j for j, lv in enumerate(active) if theta[k + j] < math.log(BOUNDARY_SD)]
-        if not low and H is not None and not converged and "not positive definite" in message:
+        if not low and H is not None and not converged:
             # the likelihood is flat in a small SD (even in sigma, so ~ quadratic at 0): L-BFGS stops short
-            # of the boundary and the information in log sigma is not positive there; the SD is 0
+            # of the boundary, and the information in log sigma is not positive there or Newton's
+            # method crawls towards 0: the SD is 0
             near = [j for j in range(len(active)) if theta[k + j] < math.log(NEAR_ZERO_SD)]
             if near:
                 low = [min(near, key=lambda j: theta[k + j])]
