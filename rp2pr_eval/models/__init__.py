@@ -19,7 +19,8 @@ Also: ``models.variance_components.moment_variance_components`` (ANOVA variance 
 sums) and ``models.score_bootstrap.score_bootstrap_logit`` (Kline–Santos score bootstrap).
 
 The array-level engines behind them stay importable from their modules (``models.linear.wls``,
-``models.glmm.fit_glmm_logit``, ``models.gee.fit_gee_logit``, ``models.cox.fit_cox``,
+``models.glmm.fit_glmm_logit``, ``models.glmm_nested.fit_glmm_nested`` (nested random intercepts,
+Laplace or nested AGHQ, with ``cluster_robust_vcov``), ``models.gee.fit_gee_logit``, ``models.cox.fit_cox``,
 ``models.wild.wild_cluster_bootstrap_linear``, ``models.randomisation.randomisation_test_linear``).
 """
 from rp2pr_eval.models.marginal import gee_logit

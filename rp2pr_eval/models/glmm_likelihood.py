@@ -36,7 +36,8 @@ def softplus(e: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, e)
 
 
-def glm_start(d: GlmmData, max_iter: int = 60) -> GlmStart:
+def glm_start(d: GlmmData, max_iter: int = 60, cross=gram) -> GlmStart:
+    """Logistic regression by IRLS; ``cross(X, w)`` computes X' diag(w) X (default :func:`gram`)."""
     X, y, n = d.X, d.succ, d.trials
     k = X.shape[1]
     p0 = y.sum() / n.sum()
@@ -48,7 +49,7 @@ def glm_start(d: GlmmData, max_iter: int = 60) -> GlmStart:
     for _ in range(max_iter):
         mu = special.expit(eta)
         w = n * mu * (1 - mu)
-        info = gram(X, w)
+        info = cross(X, w)
         rhs = tmv(X, w * eta + (y - n * mu))  # X'W z with working response z
         try:
             beta_new = linalg.solve(info, rhs, assume_a="pos")
@@ -70,7 +71,7 @@ def glm_start(d: GlmmData, max_iter: int = 60) -> GlmStart:
         ll_old = ll_new
     mu = special.expit(eta)
     w = n * mu * (1 - mu)
-    info = gram(X, w)
+    info = cross(X, w)
     return GlmStart(beta=beta, info=info, loglik=ll_old + d.const, eta=eta, mu=mu, converged=converged)
 
 

@@ -74,6 +74,8 @@ def analyse_outcome(
     boot_draws: int = 9_999,
     boot_weights: str = "rademacher",
     n_quad: int = 25,
+    glmm_random: Sequence[str] | None = ("pair_id", "trust_id", "trust_id:period"),
+    glmm_method: str = "laplace",
     gee_vcov: str = "mancl_derouen",
     level: float = 0.95,
     seed: int = 1,
@@ -94,6 +96,10 @@ def analyse_outcome(
     patient-level models, and every estimator of a continuous outcome, are recorded in ``skipped`` as
     "not applicable to a trust panel" with the reason.  ``incomplete_pairs`` goes to every estimator,
     ``rates`` to the trust-level ones (docs/METHODS.md).
+
+    ``mixed_logistic`` fits the nested GLMM with random intercepts ``glmm_random`` (default pair,
+    trust, trust × period; ``method=glmm_method``, between–within t reference, see docs/METHODS.md);
+    an empty ``glmm_random`` fits the trust-only GLMM by AGHQ with ``n_quad`` nodes.
     """
     design = resolve_design(design)
     from_panel = is_trust_panel(patients)          # rp2pr-eval run --panel: trust-level estimators only
@@ -115,8 +121,10 @@ def analyse_outcome(
                                      level=level, **common, **trust),
         "mixed_linear": lambda: mixed_linear(patients, outcome, level=level, **common, **trust),
         "did_logistic": lambda: did_logistic(patients, outcome, covariates=covariates, level=level, **common),
-        "mixed_logistic": lambda: mixed_logistic(patients, outcome, covariates=covariates, n_quad=n_quad,
-                                                 level=level, **common),
+        "mixed_logistic": lambda: (
+            mixed_logistic(patients, outcome, covariates=covariates, random=list(glmm_random), method=glmm_method,
+                           level=level, **common) if glmm_random else
+            mixed_logistic(patients, outcome, covariates=covariates, n_quad=n_quad, level=level, **common)),
         "gee_logistic": lambda: gee_logistic_with_fallback(patients, outcome, covariates=covariates, vcov=gee_vcov,
                                                    level=level, **common),
         "did_cox": lambda: did_cox(patients, outcome, covariates=covariates, level=level, **common),

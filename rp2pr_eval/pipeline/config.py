@@ -94,6 +94,8 @@ class AnalysisSettings:
     boot_draws: int = 9_999
     boot_weights: str = "rademacher"
     n_quad: int = 25
+    glmm_random: tuple[str, ...] = ("pair_id", "trust_id", "trust_id:period")
+    glmm_method: str = "laplace"
     gee_vcov: str = "mancl_derouen"
     level: float = 0.95
     #: a pair with one trust: None (refuse), "keep" or "drop" (docs/METHODS.md)
@@ -114,7 +116,8 @@ _ANALYSIS_SPEC: dict[str, Any] = {
     "estimators": "str_list", "cluster": ("pair_id", "trust_id"), "vcov": tuple(VcovType.__args__),
     "weights": ("denominator", None), "covariates": "str_list", "ri_draws": int,
     "ri_statistic": tuple(RIStatistic.__args__), "boot_draws": int, "boot_weights": tuple(BootWeights.__args__),
-    "n_quad": int, "gee_vcov": tuple(GeeVcov.__args__), "level": float,
+    "n_quad": int, "glmm_random": "str_list", "glmm_method": ("laplace", "aghq"),
+    "gee_vcov": tuple(GeeVcov.__args__), "level": float,
     "incomplete_pairs": (*IncompletePairs.__args__, None), "rates": tuple(RatesType.__args__),
 }
 
