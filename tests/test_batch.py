@@ -290,3 +290,24 @@ def test_report_page_is_self_contained_and_readable(finished_run):
     assert manifest["git_commit"] is None or manifest["git_commit"] in page
     assert manifest["environment"]["lock_sha256"] in page
     assert "trusts in" in page and "randomised to the intervention" in page
+
+
+def test_report_page_shows_the_referee_checks_of_every_binary_outcome(finished_run):
+    """Issue 17: the report shows breakdown values, effect modification and the leave-one-pair-out range."""
+    from rp2pr_eval.presentation.referee import sensitivity_summary
+
+    page = (finished_run / "index.html").read_text(encoding="utf-8")
+    summary = sensitivity_summary(finished_run / "results").set_index("outcome")
+    binary = [o for o in OUTCOMES if rp.OUTCOMES[o].kind == "binary"]
+    assert set(binary) <= set(summary.index)
+    assert "<h2>Referee's checks</h2>" in page
+    for outcome in binary:
+        r = summary.loc[outcome]
+        section = page.split("<h2>Referee's checks</h2>", 1)[1]
+        row = next(line for line in section.split("<tr>") if line.startswith(f"<td>{r['label']}</td>"))
+        assert f"{100 * r['lopo_min']:+.1f} (without {r['lopo_min_pair']})" in row
+        assert f"{100 * r['lopo_max']:+.1f} (without {r['lopo_max_pair']})" in row
+        if np.isfinite(r["effect_modification"]):
+            assert f"{100 * r['effect_modification']:+.1f} pp" in row
+        m = r["breakdown_relative_magnitudes"]
+        assert (f"{m:.2f}" if np.isfinite(m) else "none found") in row

@@ -32,19 +32,78 @@ _FIGURE_KINDS = (("trends", "Rates by arm and audit year"), ("event_study", "Eve
 
 
 def extra_sections(run_dir: str | Path) -> str:
-    """HTML of further report sections found in the run folder (``""`` when there are none).
+    """HTML of the report sections read from what the run saved (``""`` when there are none).
 
-    The hook for results other engineers add to a run (sensitivity analyses saved with each
-    outcome's results, the flow diagram): today it links a flow diagram saved as
-    ``figures/flow*.png``; sections for sensitivity results go here as they land.
+    The referee's checks of every outcome (:func:`rp2pr_eval.presentation.referee.sensitivity_summary`
+    of ``results/``: breakdown values of the parallel-trends sensitivity, effect modification by
+    baseline, the leave-one-pair-out range, the placebo in time) as a table with their figures, and
+    the flow diagram saved as ``figures/flow*.png``.
     """
+    from rp2pr_eval.presentation.referee import sensitivity_summary
+
     run_dir = Path(run_dir)
     parts = []
     flows = sorted((run_dir / "figures").glob("flow*.png")) if (run_dir / "figures").is_dir() else []
     if flows:
         parts.append("<h2>Flow of trusts and patients</h2>")
         parts.extend(_figure(run_dir, f.with_suffix(""), f.stem.replace("_", " ")) for f in flows)
+    summary = sensitivity_summary(run_dir / "results") if (run_dir / "results").is_dir() else None
+    if summary is not None and len(summary):
+        parts.append(_referee_section(run_dir, summary))
     return "\n".join(parts)
+
+
+def _number(value, scale: float, fmt: str = "{:+.1f}") -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(value):
+        return "—"
+    if math.isinf(value):
+        return "none found"
+    return fmt.format(value * scale)
+
+
+def _referee_section(run_dir: Path, summary) -> str:
+    """The referee's checks: one row per outcome, then each outcome's figures."""
+    rows = []
+    for r in summary.itertuples(index=False):
+        pp = r.scale == "risk_difference"
+        k, unit = (100.0, " pp") if pp else (1.0, "")
+        em = "—" if _number(r.effect_modification, k) == "—" else (
+            f"{_number(r.effect_modification, k)}{unit} ({_number(r.effect_modification_ci_low, k)} to "
+            f"{_number(r.effect_modification_ci_high, k)}; randomisation p = {_p(r.effect_modification_ri_p)})")
+        lopo = "—" if _number(r.lopo_min, k) == "—" else (
+            f"{_number(r.lopo_min, k)} (without {html.escape(str(r.lopo_min_pair))}) to {_number(r.lopo_max, k)} "
+            f"(without {html.escape(str(r.lopo_max_pair))}); all pairs {_number(r.lopo_full, k)}{unit}")
+        placebo = "—" if _number(r.placebo_in_time, k) == "—" else (
+            f"{_number(r.placebo_in_time, k)}{unit} ({_number(r.placebo_in_time_ci_low, k)} to "
+            f"{_number(r.placebo_in_time_ci_high, k)}; p = {_p(r.placebo_in_time_p)})")
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in (
+            html.escape(str(r.label)), _number(r.breakdown_relative_magnitudes, 1.0, "{:.2f}"),
+            _number(r.breakdown_smoothness, k, "{:.2f}") + (unit if _number(r.breakdown_smoothness, k) not in
+                                                             ("—", "none found") else ""),
+            em, lopo, placebo)) + "</tr>")
+    head = ("<tr><th>Outcome</th><th>Breakdown M̄ (relative magnitudes)</th><th>Breakdown M (smoothness)</th>"
+            "<th>Effect modification per 10 pp of baseline rate</th><th>Leave one pair out: range</th>"
+            "<th>Placebo in time</th></tr>")
+    out = ["<h2>Referee's checks</h2>",
+           "<p>Breakdown values: the smallest violation of parallel trends at which the 95 % robust set of the "
+           "event study's post-period effect includes 0 (Rambachan &amp; Roth 2023; 0: it does under exact "
+           "parallel trends). Effect modification: arm × baseline-rate interaction of the ANCOVA (CR2 by pair); "
+           "read it with regression to the mean in mind (docs/methods/sensitivity.md). Leave one pair out: the "
+           "primary estimate with each of the 40 pairs left out. Placebo in time: the intervention moved back "
+           "into the pre-period years.</p>",
+           f"<table>{head}{''.join(rows)}</table>"]
+    for r in summary.itertuples(index=False):
+        for kind, caption in (("sensitivity", "parallel-trends sensitivity"),
+                              ("effect_modification", "change against baseline rate"),
+                              ("leave_one_pair_out", "leave one pair out")):
+            stem = run_dir / "figures" / f"{r.outcome}_{kind}"
+            if stem.with_suffix(".png").is_file():
+                out.append(_figure(run_dir, stem, f"{r.label}: {caption}"))
+    return "\n".join(out)
 
 
 def headline_sentence(effect: Effect, p_holm: float | None = None) -> str:
