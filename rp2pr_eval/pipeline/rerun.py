@@ -18,8 +18,11 @@ from typing import Any
 NORMALISED = ("manifest.json", "index.html", "notebooks/*.ipynb", "notebooks/*.html")
 #: Manifest keys (at any depth) that record when or how long, not what.
 _VOLATILE_KEYS = {"seconds", "started", "finished", "timings", "run_id", "duration", "start_time", "end_time"}
-_PRIVATE = re.compile(r"[^\s\"'<>]*rp2pr-eval-[A-Za-z0-9_]{6,}")      # the private working folder (tempfile)
+# the private working folder's name (tempfile.mkdtemp); a literal prefix, so the scan is linear even in the
+# megabytes of base64 images of an executed notebook (its folder, $TMPDIR, is the same for both runs)
+_PRIVATE = re.compile(r"rp2pr-eval-[A-Za-z0-9_]{6,}")
 _CELL_ID = re.compile(r"cell-id=[0-9a-f]{8}")
+_STARTED = re.compile(r"started \d{4}-\d\d-\d\dT[\d:.]+")
 _SECONDS = re.compile(r"\b\d+(?:\.\d+)? s\b")
 
 
@@ -95,6 +98,7 @@ def normalised_text(path: Path, run: Path, run_id: str) -> str:
         text = json.dumps(data, sort_keys=True, indent=1)
     elif name == "index.html":
         text = _SECONDS.sub("<t> s", text)
+        text = _STARTED.sub("started <time>", text).replace(f"<code>{run_id}</code>", "<code><id></code>")
     return _scrub_text(text, run, run_id)
 
 
