@@ -252,6 +252,18 @@ def test_run_from_a_trust_panel(tmp_path, small_data, finished_run, capsys):
     for step, e in ours.items():
         for field in ("estimate", "se", "ci_low", "ci_high", "p_value"):
             assert abs(getattr(e, field) - getattr(theirs[step], field)) <= 1e-12, (step, field)
+    # the referee's trust-level checks run from the panel too, with the patient run's numbers
+    from rp2pr_eval.results.outcome import OutcomeAnalysis
+    ours = OutcomeAnalysis.load(run / "results", "active_treatment").sensitivity
+    theirs = OutcomeAnalysis.load(finished_run / "results", "active_treatment").sensitivity
+    assert set(ours.skipped) == set(theirs.skipped)
+    for a, b in zip(ours.effect_modification, theirs.effect_modification, strict=True):
+        assert abs(a.estimate - b.estimate) <= 1e-12 and abs(a.se - b.se) <= 1e-12
+    assert ours.leave_one_pair_out["estimate"].to_numpy() == pytest.approx(
+        theirs.leave_one_pair_out["estimate"].to_numpy(), abs=1e-12)
+    assert abs(ours.placebo_in_time.estimate - theirs.placebo_in_time.estimate) <= 1e-12
+    cont = OutcomeAnalysis.load(run / "results", "days_referral_to_treatment").sensitivity
+    assert cont.skipped["leave_one_pair_out"].startswith("not applicable to a trust panel")
     assert main(["run", "--params", str(params), "--panel", str(panel_file), "--data", str(small_data), "--quiet"]) != 0
     assert "give --data (a patient table) or --panel (a trust panel), not both" in capsys.readouterr().err
 

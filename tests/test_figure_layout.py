@@ -152,3 +152,18 @@ def test_importing_the_package_changes_no_global_state():
             "changed = [k for k in r if str(matplotlib.rcParams[k]) != r[k]];"
             "assert not changed, changed")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.fixture
+def test_save_primary_trends_saves_the_figure_or_says_why_not(small_patients, tmp_path):
+    """01_descriptives' trends cell: the figure and its three files, or a reason and no files."""
+    fig = rp.report.save_primary_trends(small_patients, rp.PRIMARY_OUTCOMES, tmp_path, among=["active_treatment"])
+    assert isinstance(fig, matplotlib.figure.Figure) and len(fig.axes) >= 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["primary_trends.pdf", "primary_trends.png",
+                                                        "primary_trends.svg"]
+    out = tmp_path / "none"
+    none = rp.report.save_primary_trends(small_patients, rp.PRIMARY_OUTCOMES, out,
+                                         among=["days_referral_to_treatment", "survival_days"])
+    assert isinstance(none, rp.report.NoFigure)
+    assert none._repr_markdown_() == "*No trends figure: no primary outcome is among this run's outcomes.*"
+    assert not out.exists()

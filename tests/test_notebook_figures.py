@@ -16,7 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE_CELLS = ('figs["trends"]', 'figs["event_study"]', 'figs["funnel"]', 'figs["randomisation"]',
-                'figs["caterpillar"]')
+                'figs["caterpillar"]', 'referee_figs["sensitivity"]', 'referee_figs["effect_modification"]',
+                'referee_figs["leave_one_pair_out"]')
 
 
 def _small_params(tmp_path: Path) -> Path:

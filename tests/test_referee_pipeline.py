@@ -259,7 +259,7 @@ def test_flow_saved_protected_and_redrawn(tmp_path, small_patients):
         flow_table(loaded, policy=DisclosurePolicy.from_preset("nhsd_2018"))
     fig = referee.flow_figure(tmp_path / "results", tmp_path / "figures")
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
-    assert "<5 patients" in texts and "n = 156" in texts
+    assert "<5 patients" in texts and "Invited\n156 trusts" in texts and "n = " not in texts
     assert (tmp_path / "figures" / "flow_diagram.svg").exists()
     assert (tmp_path / "tables" / "flow.csv").read_text().count("<5") == 2
     assert audit_run(tmp_path) == []

@@ -42,13 +42,13 @@ import numpy as np
 import pandas as pd
 
 from rp2pr_eval._options import check_level
-from rp2pr_eval.data.panel import trust_panel
+from rp2pr_eval.data.panel import is_trust_panel, panel_by_period, trust_panel
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.models.linear import wls
 from rp2pr_eval.models.randomisation import assignment_map, randomisation_test_linear
 from rp2pr_eval.results.effect import Effect
 from rp2pr_eval.study.design import StudyDesign, resolve_design
-from rp2pr_eval.study.outcomes import resolve_outcome
+from rp2pr_eval.study.outcomes import OUTCOMES, resolve_outcome
 
 __all__ = ["effect_modification", "baseline_change_frame"]
 
@@ -63,10 +63,18 @@ def baseline_change_frame(patients: pd.DataFrame, outcome: str, *, design: Study
     (ties: the first trust id).  Binary outcomes only.
     """
     design = resolve_design(design)
-    entry = resolve_outcome(patients, outcome)
-    if entry.kind != "binary":
-        raise ValueError(f"effect_modification supports binary outcomes; {outcome!r} is {entry.kind}")
-    panel = trust_panel(patients, outcome, by="period", design=design)
+    if is_trust_panel(patients):               # rp2pr-eval run --panel: published trust × year counts
+        if outcome not in set(patients["outcome"].astype(str)):
+            raise DataError(f"effect_modification: the trust panel has no rows for outcome {outcome!r}")
+        entry = OUTCOMES[outcome] if outcome in OUTCOMES else None
+        if entry is not None and entry.kind != "binary":
+            raise ValueError(f"effect_modification supports binary outcomes; {outcome!r} is {entry.kind}")
+        panel = panel_by_period(patients.loc[patients["outcome"] == outcome].reset_index(drop=True), design=design)
+    else:
+        entry = resolve_outcome(patients, outcome)
+        if entry.kind != "binary":
+            raise ValueError(f"effect_modification supports binary outcomes; {outcome!r} is {entry.kind}")
+        panel = trust_panel(patients, outcome, by="period", design=design)
     wide = panel.pivot(index="trust_id", columns="period", values=["numerator", "denominator"])
     missing = [t for t in wide.index if any(pd.isna(wide.loc[t, ("denominator", p)]) for p in ("pre", "post"))
                ] if {"pre", "post"} <= set(panel["period"]) else list(wide.index)
@@ -150,7 +158,7 @@ def effect_modification(
     if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 100:
         raise ValueError(f"n_draws must be an integer ≥ 100, got {n_draws!r}")
     design = resolve_design(design)
-    name = resolve_outcome(patients, outcome).name
+    name = outcome if is_trust_panel(patients) else resolve_outcome(patients, outcome).name
     frame = baseline_change_frame(patients, outcome, design=design)
     pair_codes, pair_labels = pd.factorize(frame["pair_id"], sort=True)
     n_units = len(pair_labels)

@@ -153,7 +153,8 @@ def _refit_trust_values(patients: pd.DataFrame, outcome: str, estimator: Callabl
     name = _TRUST_VALUE_ESTIMATORS.get(estimator)
     if name is None or cluster not in ("pair_id", "trust_id") or outcome not in OUTCOMES:
         return None              # (spec_from_panel knows registry outcomes only)
-    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator=name, trust_level_only=True)
+    prep = prepare(patients, outcome, design=design, cluster=cluster, estimator=name, trust_level_only=True,
+                   panel_ok=True)
     values = trust_values(prep, "period")
 
     def fit(panel: pd.DataFrame) -> dict:

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from rp2pr_eval.data.panel import is_trust_panel
 from rp2pr_eval.errors import ParameterError
 from rp2pr_eval.estimators.did import ancova, did_aggregate, did_twfe
 from rp2pr_eval.inference.effect_modification import effect_modification
@@ -43,7 +44,7 @@ from rp2pr_eval.inference.sensitivity import parallel_trends_sensitivity
 from rp2pr_eval.results.outcome import OutcomeAnalysis
 from rp2pr_eval.results.sensitivity import RESTRICTIONS, SensitivityChecks
 from rp2pr_eval.study.design import StudyDesign, resolve_design
-from rp2pr_eval.study.outcomes import resolve_outcome
+from rp2pr_eval.study.outcomes import OUTCOMES, resolve_outcome
 
 __all__ = ["INFLUENCE_ESTIMATORS", "REFEREE_CHECKS", "add_referee_checks"]
 
@@ -180,7 +181,8 @@ def add_referee_checks(
     bounds = {"relative_magnitudes": _bounds("m_relative_magnitudes", m_relative_magnitudes),
               "smoothness": _bounds("m_smoothness", m_smoothness)}
     outcome = analysis.outcome
-    entry = resolve_outcome(patients, outcome)
+    from_panel = is_trust_panel(patients)          # rp2pr-eval run --panel: the trust-level checks only
+    entry = OUTCOMES[outcome] if from_panel and outcome in OUTCOMES else resolve_outcome(patients, outcome)
     fit = INFLUENCE_ESTIMATORS[estimator]
     settings = {"checks": wanted, "m_relative_magnitudes": bounds["relative_magnitudes"],
                 "m_smoothness": bounds["smoothness"], "n_sims": n_sims, "grid_points": grid_points,
@@ -232,6 +234,10 @@ def add_referee_checks(
             continue
         if entry.kind not in _KINDS[name]:
             skipped[name] = f"does not apply to {entry.kind} outcomes"
+            continue
+        if from_panel and entry.kind != "binary":
+            skipped[name] = ("not applicable to a trust panel: it carries numerator/denominator counts only, not "
+                             f"the patients' values of a {entry.kind} outcome")
             continue
         start = time.perf_counter()
         try:

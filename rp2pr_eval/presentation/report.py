@@ -354,6 +354,40 @@ def primary_trends_from_patients(patients: pd.DataFrame, outcomes: Sequence[str]
     return _trends_grid(panels, design.during_years, size)
 
 
+@dataclass(frozen=True)
+class NoFigure:
+    """Stands in for a figure that cannot be drawn on these data; a notebook shows the reason."""
+
+    reason: str
+
+    def __repr__(self) -> str:
+        return self.reason
+
+    def _repr_markdown_(self) -> str:
+        return f"*{self.reason}*"
+
+
+def save_primary_trends(patients: pd.DataFrame, outcomes: Sequence[str], figures_dir: str | Path, *, design=None,
+                        among: Sequence[str] | None = None, size: str = "double"):
+    """Draw :func:`primary_trends_from_patients` and save it as ``figures_dir/primary_trends.{png,pdf,svg}``.
+
+    Returns the figure, or a :class:`NoFigure` saying why nothing was drawn (no binary primary
+    outcome among the run's outcomes, as in a survival-only or waiting-time-only run); nothing is
+    saved then, as ``rp2pr-eval figures`` draws nothing for such a run.
+    """
+    from rp2pr_eval.presentation.figures import save_figure
+
+    fig = primary_trends_from_patients(patients, outcomes, design=design, size=size, among=among)
+    if fig is None:
+        kept = [o for o in outcomes if among is None or o in among]
+        if not kept:
+            return NoFigure("No trends figure: no primary outcome is among this run's outcomes.")
+        return NoFigure(f"No trends figure: the primary outcomes of this run ({', '.join(kept)}) are not binary "
+                        "indicators, so there are no rates by arm and year to draw.")
+    save_figure(fig, Path(figures_dir) / "primary_trends")
+    return fig
+
+
 def _trends_grid(panels, during, size):
     from rp2pr_eval.presentation import figures as fg
 

@@ -31,6 +31,12 @@ def _fmt(value) -> str:
     return f"{int(value):,}"
 
 
+def _trusts(value) -> str:
+    """An organisation count as words ("80 trusts"), never as ``n = 80``, which reads as a count of people."""
+    one = not isinstance(value, str) and value is not None and not pd.isna(value) and int(value) == 1
+    return f"{_fmt(value)} trust" + ("" if one else "s")
+
+
 def _years(years) -> str:
     years = list(years)
     if not years:
@@ -96,20 +102,20 @@ def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
 
     inv, agr, eli, par = stage("invited"), stage("agreed"), stage("eligible"), stage("paired")
     ys = [0.95, 0.82, 0.69, 0.56]
-    text(0.5, ys[0], f"Trusts invited\nn = {_fmt(inv['trusts'])}")
-    text(0.5, ys[1], f"Agreed to take part\nn = {_fmt(agr['trusts'])}")
-    text(0.5, ys[2], f"With enough NLCA baseline data\nn = {_fmt(eli['trusts'])}")
-    text(0.5, ys[3], f"Paired on contrasting baselines\n{_fmt(par['trusts'])} trusts in {_fmt(par['pairs'])} pairs")
+    text(0.5, ys[0], f"Invited\n{_trusts(inv['trusts'])}")
+    text(0.5, ys[1], f"Agreed to take part\n{_trusts(agr['trusts'])}")
+    text(0.5, ys[2], f"With enough NLCA baseline data\n{_trusts(eli['trusts'])}")
+    text(0.5, ys[3], f"Paired on contrasting baselines\n{_trusts(par['trusts'])} in {_fmt(par['pairs'])} pairs")
     for a, b in zip(ys, ys[1:]):
         arrow(0.5, a, 0.5, b)
-    text(0.84, (ys[0] + ys[1]) / 2, f"Declined\nn = {_fmt(agr['excluded_trusts'])}", style=side)
-    text(0.84, (ys[1] + ys[2]) / 2, f"Insufficient baseline data\nn = {_fmt(eli['excluded_trusts'])}", style=side)
+    text(0.84, (ys[0] + ys[1]) / 2, f"Declined\n{_trusts(agr['excluded_trusts'])}", style=side)
+    text(0.84, (ys[1] + ys[2]) / 2, f"Insufficient baseline data\n{_trusts(eli['excluded_trusts'])}", style=side)
     ax.annotate("", xy=(0.72, (ys[0] + ys[1]) / 2), xytext=(0.5, (ys[0] + ys[1]) / 2),
                 arrowprops=dict(arrowstyle="-|>", lw=0.5, color=NEUTRAL_COLOUR))
     ax.annotate("", xy=(0.69, (ys[1] + ys[2]) / 2), xytext=(0.5, (ys[1] + ys[2]) / 2),
                 arrowprops=dict(arrowstyle="-|>", lw=0.5, color=NEUTRAL_COLOUR))
     if pd.notna(par["excluded_trusts"]) and par["excluded_trusts"]:
-        text(0.84, (ys[2] + ys[3]) / 2, f"Not in the data\nn = {_fmt(par['excluded_trusts'])}", style=side)
+        text(0.84, (ys[2] + ys[3]) / 2, f"Not in the data\n{_trusts(par['excluded_trusts'])}", style=side)
     ax.text(0.5, 0.475, "Randomised: whole pairs", ha="center", va="center", fontsize="small", style="italic",
             bbox=dict(boxstyle="square,pad=0.2", fc="white", ec="none"), zorder=5)
     periods = {"pre": design.pre_years, "during": design.during_years, "post": design.post_years}
