@@ -36,6 +36,7 @@ def test_bundled_parameters_load_and_layer():
     assert config.outcomes == tuple(rp.OUTCOMES)
     assert config.primary_outcomes == rp.PRIMARY_OUTCOMES
     assert config.analysis.ri_draws == 10_000 and config.analysis.boot_draws == 9_999
+    assert config.analysis.gee_cov_struct == "block_exchangeable"
     assert config.settings_for("sclc_chemo").covariates == ("age", "performance_status")   # per-outcome layer
     assert config.settings_for("sclc_chemo").ri_draws == 10_000                          # base underneath
     assert config.settings_for("survival_days").estimators == ("did_cox",)
@@ -51,6 +52,7 @@ def test_bundled_parameters_load_and_layer():
         ({"jobs": "two"}, r"run.yaml: key 'jobs' must be int"),
         ({"analysis.ri_drawz": 10}, r"run.yaml: unknown key analysis.'ri_drawz'"),
         ({"analysis.vcov": "HC3"}, r"run.yaml: key analysis.'vcov' = 'HC3' is not valid"),
+        ({"analysis.gee_cov_struct": "ar1"}, r"run.yaml: key analysis.'gee_cov_struct' = 'ar1' is not valid"),
         ({"analysis.estimators": ["ancova", "ols"]}, r"estimators has unknown estimator 'ols'"),
         ({"analysis.ri_draws": 0}, r"analysis.ri_draws must be ≥ 1"),
         ({"notebooks": ["99_extra"]}, r"unknown notebook '99_extra'"),

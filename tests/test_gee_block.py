@@ -144,3 +144,18 @@ def test_batch_rule_with_block_exchangeable_does_not_fall_back(small_patients):
     assert e.details["cov_struct"] == "block_exchangeable" and "fallback" not in e.details
     with pytest.raises(ValueError, match="cov_struct"):
         gee_logistic_with_fallback(small_patients, "active_treatment", cov_struct="independence")
+
+
+def test_the_batch_fits_block_exchangeable_by_default(small_patients):
+    """analyse_outcome (the batch) uses the block-exchangeable GEE unless gee_cov_struct says otherwise."""
+    from rp2pr_eval.estimators.gee import gee_logistic_with_fallback
+
+    batch = rp.analyse_outcome(small_patients, "active_treatment", estimators=["gee_logistic"],
+                               covariates=["age"]).effects["gee_logistic"]      # 12 pairs: few parameters
+    direct = gee_logistic_with_fallback(small_patients, "active_treatment", cov_struct="block_exchangeable",
+                                        covariates=["age"])
+    assert batch.details["cov_struct"] == "block_exchangeable"
+    assert (batch.estimate, batch.se) == (direct.estimate, direct.se)
+    old = rp.analyse_outcome(small_patients, "active_treatment", estimators=["gee_logistic"], covariates=["age"],
+                             gee_cov_struct="exchangeable").effects["gee_logistic"]
+    assert old.details["cov_struct"] in ("exchangeable", "independence") and old.estimate != batch.estimate

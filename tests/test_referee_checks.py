@@ -224,7 +224,7 @@ def test_figures_draw_from_saved_results(tmp_path, bundled_patients, modificatio
         fig = rp.figures.plot_flow_diagram(saved_flow, outcome="active_treatment")
         assert fig._suptitle.get_text() == "Flow of trusts and patients: Any anti-cancer treatment"
         texts = " ".join(t.get_text() for t in fig.axes[0].texts)
-        assert "n = 156" in texts and "15 pairs, 30 trusts" in texts and "25 pairs, 50 trusts" in texts
+        assert "Invited\n156 trusts" in texts and "15 pairs, 30 trusts" in texts and "25 pairs, 50 trusts" in texts
     plt.close("all")
     assert dict(matplotlib.rcParams) == before
 

@@ -77,6 +77,7 @@ def analyse_outcome(
     glmm_random: Sequence[str] | None = ("pair_id", "trust_id", "trust_id:period"),
     glmm_method: str = "laplace",
     gee_vcov: str = "mancl_derouen",
+    gee_cov_struct: str = "block_exchangeable",
     level: float = 0.95,
     seed: int = 1,
     incomplete_pairs: str | None = None,
@@ -100,6 +101,9 @@ def analyse_outcome(
     ``mixed_logistic`` fits the nested GLMM with random intercepts ``glmm_random`` (default pair,
     trust, trust × period; ``method=glmm_method``, between–within t reference, see docs/METHODS.md);
     an empty ``glmm_random`` fits the trust-only GLMM by AGHQ with ``n_quad`` nodes.
+    ``gee_logistic`` fits the working correlation ``gee_cov_struct`` (default block exchangeable: trust ×
+    period blocks within pairs, Li, Turner & Preisser 2018) with the ``gee_vcov`` sandwich
+    (:func:`rp2pr_eval.estimators.gee.gee_logistic_with_fallback`).
     """
     design = resolve_design(design)
     from_panel = is_trust_panel(patients)          # rp2pr-eval run --panel: trust-level estimators only
@@ -126,7 +130,7 @@ def analyse_outcome(
                            level=level, **common) if glmm_random else
             mixed_logistic(patients, outcome, covariates=covariates, n_quad=n_quad, level=level, **common)),
         "gee_logistic": lambda: gee_logistic_with_fallback(patients, outcome, covariates=covariates, vcov=gee_vcov,
-                                                   level=level, **common),
+                                                           cov_struct=gee_cov_struct, level=level, **common),
         "did_cox": lambda: did_cox(patients, outcome, covariates=covariates, level=level, **common),
         "wild_cluster_bootstrap": lambda: wild_cluster_bootstrap(patients, outcome, "ancova", boot_draws,
                                                                  weights=boot_weights, seed=seed,

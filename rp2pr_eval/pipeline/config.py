@@ -97,6 +97,8 @@ class AnalysisSettings:
     glmm_random: tuple[str, ...] = ("pair_id", "trust_id", "trust_id:period")
     glmm_method: str = "laplace"
     gee_vcov: str = "mancl_derouen"
+    #: working correlation of the batch's GEE: "block_exchangeable" (trust × period blocks) or "exchangeable"
+    gee_cov_struct: str = "block_exchangeable"
     level: float = 0.95
     #: a pair with one trust: None (refuse), "keep" or "drop" (docs/METHODS.md)
     incomplete_pairs: str | None = None
@@ -117,7 +119,7 @@ _ANALYSIS_SPEC: dict[str, Any] = {
     "weights": ("denominator", None), "covariates": "str_list", "ri_draws": int,
     "ri_statistic": tuple(RIStatistic.__args__), "boot_draws": int, "boot_weights": tuple(BootWeights.__args__),
     "n_quad": int, "glmm_random": "str_list", "glmm_method": ("laplace", "aghq"),
-    "gee_vcov": tuple(GeeVcov.__args__), "level": float,
+    "gee_vcov": tuple(GeeVcov.__args__), "gee_cov_struct": ("block_exchangeable", "exchangeable"), "level": float,
     "incomplete_pairs": (*IncompletePairs.__args__, None), "rates": tuple(RatesType.__args__),
 }
 
