@@ -296,6 +296,7 @@ def _cmd_validate_methods(args: argparse.Namespace) -> int:
     import time
 
     from rp2pr_eval.inference.method_study import (
+        NO_DRIFT_SIMULATE_KWARGS,
         SMALL_SIMULATE_KWARGS,
         parse_methods,
         render_markdown,
@@ -312,7 +313,9 @@ def _cmd_validate_methods(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     replicates = run_replicates(
         args.reps, effect=args.effect, outcome=args.outcome, methods=methods, seed=args.seed, backend=args.backend,
-        n_jobs=args.jobs, scheduler=args.scheduler, simulate_kwargs=SMALL_SIMULATE_KWARGS if args.small else None,
+        n_jobs=args.jobs, scheduler=args.scheduler,
+        simulate_kwargs={**(SMALL_SIMULATE_KWARGS if args.small else {}),
+                         **(NO_DRIFT_SIMULATE_KWARGS if args.drift == "off" else {})} or None,
         effect_reps=args.effect_reps, n_draws=args.ri_draws, n_boot=args.boot_draws, progress=not args.quiet)
     summary = summarise(replicates)
     written = write_outputs(summary, args.out, replicates=replicates)
@@ -353,6 +356,9 @@ def _add_validate_methods(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--boot-draws", type=int, default=399, help="wild bootstrap draws per replicate (default 399)")
     p.add_argument("--small", action="store_true",
                    help="reduced volumes (median 40 patients per trust-year) and the cheap trust-level methods")
+    p.add_argument("--drift", choices=("on", "off"), default="on",
+                   help="trust x period drift of the generator: on (AR(1) trust effects, rho 0.7, and pair shocks; "
+                        "default) or off (trust effects constant over the years, no pair shocks)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_common(p)
     p.set_defaults(func=_cmd_validate_methods)

@@ -124,6 +124,49 @@ def test_replicate_equals_the_public_estimators():
     assert (reps["truth"] == 0).all()
 
 
+@pytest.mark.equivalence
+def test_patient_level_rows_equal_the_public_estimators():
+    """The score bootstrap and the four block-GEE rows of one replicate equal rp.wild_cluster_bootstrap and
+    gee_logistic(cov_struct="block_exchangeable", vcov=...) on the replicate's data; drift off = constant trust
+    effects and no pair shocks."""
+    from rp2pr_eval.estimators.gee import gee_logistic
+
+    methods = ("did_logistic_score_wild", *val._GEE_BLOCK_SE)
+    kw = {**SMALL, **val.NO_DRIFT_SIMULATE_KWARGS}
+    reps = val.run_replicates(1, effect_reps=0, methods=methods, seed=5, backend="serial", simulate_kwargs=kw,
+                              n_draws=99, n_boot=99).set_index("method")
+    child = np.random.SeedSequence(5).spawn(1)[0]
+    data_ss, _, boot_ss = np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key).spawn(3)
+    df = rp.simulate_nlca(seed=np.random.default_rng(data_ss), effects={}, **kw)
+    o, cm = "active_treatment", list(rp.CASE_MIX)
+    score = rp.wild_cluster_bootstrap(df, o, "did_logistic", 99, seed=np.random.default_rng(boot_ss), covariates=cm)
+    r = reps.loc["did_logistic_score_wild"]
+    np.testing.assert_allclose([r.estimate, r.p_value, r.ci_low, r.ci_high],
+                               [score.estimate, score.p_value, score.ci_low, score.ci_high], rtol=1e-10)
+    for m, vcov in (("gee_block_robust", "robust"), ("gee_block_mancl_derouen", "mancl_derouen"),
+                    ("gee_block_kauermann_carroll", "kauermann_carroll"), ("gee_block_fay_graubard", "fay_graubard")):
+        e = gee_logistic(df, o, covariates=cm, cov_struct="block_exchangeable", vcov=vcov)
+        r = reps.loc[m]
+        np.testing.assert_allclose([r.estimate, r.se, r.ci_low, r.ci_high, r.p_value],
+                                   [e.estimate, e.se, e.ci_low, e.ci_high, e.p_value], rtol=1e-9, err_msg=m)
+        assert not r.fallback
+    settings = df.attrs["truth"]["settings"]
+    assert settings["trust_autocorrelation"] == 1.0 and settings["pair_shock"] == 0.0
+
+
+@pytest.mark.fixture
+def test_no_drift_holds_each_trust_effect_constant_over_the_years():
+    """trust_autocorrelation=1: the AR(1) trust effects do not move between years (drift off)."""
+    from rp2pr_eval.synthetic import generator
+
+    innov = np.random.default_rng(3).standard_normal((5, 6))
+    flat = generator._ar1(innov, 1.0)
+    assert np.array_equal(flat, np.repeat(innov[:, :1], 6, axis=1))
+    assert not np.allclose(generator._ar1(innov, 0.7), flat)
+    with pytest.raises(ParameterError, match=r"trust_autocorrelation must be in \[0, 1\]"):
+        rp.simulate_nlca(seed=1, trust_autocorrelation=1.2)
+
+
 @pytest.mark.fixture
 def test_gee_is_fitted_once_for_both_sandwiches(monkeypatch):
     """The robust row reuses the Mancl–DeRouen fit: same estimate, details["se_robust"], t(G − p)."""
@@ -200,6 +243,20 @@ def test_cli_writes_csv_and_markdown(tmp_path, capsys, tiny_serial):
     # scenario labels survive a default CSV round trip ("null" would be read as a missing value)
     assert set(pd.read_csv(tmp_path / "v" / "replicates.csv")["scenario"]) == {"no_effect", "effect"}
     assert "| method | scale | size | MC SE | coverage |" in out and "| method | scale |" in md.read_text()
+
+
+def test_cli_drift_off_changes_the_generator(tmp_path, capsys, tiny_serial):
+    """--drift off: the same seeds without trust x period drift, so other numbers; the settings say so."""
+    _, summary_serial = tiny_serial
+    args = _parser().parse_args(["validate-methods", "--reps", "4", "--effect-reps", "2", "--small", "--seed", "7",
+                                 "--methods", ",".join(TINY["methods"]), "--ri-draws", "99", "--boot-draws", "99",
+                                 "--backend", "serial", "--out", str(tmp_path / "v"), "--quiet", "--drift", "off"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "'trust_autocorrelation': 1.0, 'pair_shock': 0.0" in out
+    table = pd.read_csv(tmp_path / "v" / "validation.csv")
+    assert not np.allclose(table["bias"].to_numpy(float), summary_serial["bias"].to_numpy(float))
+    assert "fallbacks" in table.columns
 
 
 def test_cli_small_defaults_to_cheap_methods():

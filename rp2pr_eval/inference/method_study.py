@@ -35,7 +35,7 @@ import pandas as pd
 
 from rp2pr_eval.errors import DataError, ParameterError
 
-__all__ = ["METHODS", "ALL_METHODS", "CHEAP_METHODS", "SMALL_SIMULATE_KWARGS", "Method", "validate_methods",
+__all__ = ["METHODS", "ALL_METHODS", "CHEAP_METHODS", "SMALL_SIMULATE_KWARGS", "NO_DRIFT_SIMULATE_KWARGS", "Method", "validate_methods",
            "run_replicates", "summarise", "render_markdown", "write_outputs", "parse_methods"]
 
 Backend = Literal["local", "serial", "dask"]
@@ -89,15 +89,31 @@ METHODS: dict[str, Method] = {m.id: m for m in (
            "Mancl–DeRouen", "log_odds_ratio", False, True),
     Method("did_logistic_cr1_pair", "did_logistic, CR1 by pair, t(G−1)", "did_logistic", "CR1 pair",
            "log_odds_ratio", False, True),
+    Method("did_logistic_score_wild", "did_logistic, restricted score wild bootstrap by pair (Rademacher)",
+           "did_logistic", "score WCR Rademacher", "log_odds_ratio", False, True),
+    Method("gee_block_robust", "gee_logistic block exchangeable (trust × period), robust, t(G−p)", "gee_logistic",
+           "robust sandwich", "log_odds_ratio", False, False),
+    Method("gee_block_mancl_derouen", "gee_logistic block exchangeable, Mancl–DeRouen, t(G−p) (batch default)",
+           "gee_logistic", "Mancl–DeRouen", "log_odds_ratio", False, True),
+    Method("gee_block_kauermann_carroll", "gee_logistic block exchangeable, Kauermann–Carroll, t(G−p)",
+           "gee_logistic", "Kauermann–Carroll", "log_odds_ratio", False, True),
+    Method("gee_block_fay_graubard", "gee_logistic block exchangeable, Fay–Graubard, t(G−p)", "gee_logistic",
+           "Fay–Graubard", "log_odds_ratio", False, True),
 )}
+#: The block-exchangeable GEE rows, all from one fit, and the SE in ``details`` each reads.
+_GEE_BLOCK_SE: dict[str, str] = {"gee_block_robust": "se_robust", "gee_block_mancl_derouen": "se_mancl_derouen",
+                                 "gee_block_kauermann_carroll": "se_kauermann_carroll",
+                                 "gee_block_fay_graubard": "se_fay_graubard"}
+#: ``drift="off"``: trust effects constant over the years and no pair shocks (no trust × period drift).
+NO_DRIFT_SIMULATE_KWARGS: dict[str, Any] = {"trust_autocorrelation": 1.0, "pair_shock": 0.0}
 ALL_METHODS: tuple[str, ...] = tuple(METHODS)
 CHEAP_METHODS: tuple[str, ...] = tuple(k for k, m in METHODS.items() if m.cheap)
 
 _REPLICATE_COLUMNS = ["rep", "scenario", "method", "estimate", "se", "ci_low", "ci_high", "p_value", "df", "truth",
-                      "rd_estimate", "rd_ci_low", "rd_ci_high", "truth_rd", "ok", "error", "seconds"]
+                      "rd_estimate", "rd_ci_low", "rd_ci_high", "truth_rd", "ok", "fallback", "error", "seconds"]
 _SUMMARY_COLUMNS = ["method", "label", "estimator", "inference", "scale", "claims_nominal", "size", "size_mcse",
                     "coverage", "coverage_mcse", "coverage_null", "bias", "bias_mcse", "emp_se", "model_se",
-                    "power", "power_mcse", "n_null", "n_effect", "failures", "coverage_rd", "bias_rd",
+                    "power", "power_mcse", "n_null", "n_effect", "failures", "fallbacks", "coverage_rd", "bias_rd",
                     "first_error"]
 
 
@@ -109,8 +125,9 @@ def _seed_parts(state: tuple[int, tuple[int, ...]]) -> tuple[np.random.SeedSeque
 
 
 def _row(method: str, t: Mapping[str, float] | None, truths: Mapping[str, float], error: str = "",
-         seconds: float = 0.0) -> dict:
-    """One result row; ``truth`` on the method's scale, ``truth_rd`` the stored risk difference."""
+         seconds: float = 0.0, fallback: bool = False) -> dict:
+    """One result row; ``truth`` on the method's scale, ``truth_rd`` the stored risk difference; ``fallback``:
+    the fit fell back to another working model (GEE: independence), which is not a failure but is counted."""
     t = t or {}
     keys = ("estimate", "se", "ci_low", "ci_high", "p_value", "df", "rd_estimate", "rd_ci_low", "rd_ci_high")
     row = {k: float(t[k]) if t.get(k) is not None else math.nan for k in keys}
@@ -118,7 +135,7 @@ def _row(method: str, t: Mapping[str, float] | None, truths: Mapping[str, float]
     if not error and not ok:
         error = "non-finite estimate, p-value or interval"
     return {"method": method, **row, "truth": truths[METHODS[method].scale], "truth_rd": truths["risk_difference"],
-            "ok": ok, "error": error, "seconds": seconds}
+            "ok": ok, "fallback": bool(fallback), "error": error, "seconds": seconds}
 
 
 def _failure(exc: BaseException) -> str:
@@ -236,11 +253,46 @@ def _patient_rows(patients, outcome, wanted, truths) -> list[dict]:
             robust = _from_se(e.estimate, float(e.details["se_robust"]), float(e.df))
             seconds = time.perf_counter() - start
             results = {"gee_robust": robust, "gee_mancl_derouen": md}
-            rows += [_row(m, results[m], truths, seconds=seconds / len(gee)) for m in gee]
+            fell = "fallback" in e.details
+            rows += [_row(m, results[m], truths, seconds=seconds / len(gee), fallback=fell) for m in gee]
         except Exception as exc:  # noqa: BLE001
             seconds = time.perf_counter() - start
             rows += [_row(m, None, truths, _failure(exc), seconds / len(gee)) for m in gee]
+    block = [m for m in _GEE_BLOCK_SE if m in wanted]
+    if block:  # one block-exchangeable fit (the batch's rule) gives every correction
+        start = time.perf_counter()
+        try:
+            e = gee_logistic_with_fallback(patients, outcome, covariates=CASE_MIX, cluster="pair_id",
+                                           cov_struct="block_exchangeable", vcov="mancl_derouen")
+            _effect_dict(e)
+            seconds = (time.perf_counter() - start) / len(block)
+            fell = "fallback" in e.details
+            for m in block:
+                t = _from_se(e.estimate, float(e.details[_GEE_BLOCK_SE[m]]), float(e.df))
+                if m == "gee_block_mancl_derouen":
+                    t = _effect_dict(e)      # with its marginal risk difference
+                rows.append(_row(m, t, truths, seconds=seconds, fallback=fell))
+        except Exception as exc:  # noqa: BLE001
+            seconds = (time.perf_counter() - start) / len(block)
+            rows += [_row(m, None, truths, _failure(exc), seconds) for m in block]
     return rows
+
+
+def _score_rows(patients, outcome, wanted, truths, boot_seed, n_boot) -> list[dict]:
+    """The restricted score wild bootstrap of did_logistic (Kline & Santos 2012), as rp.wild_cluster_bootstrap."""
+    from rp2pr_eval.inference.design_based import wild_cluster_bootstrap
+    from rp2pr_eval.study.outcomes import CASE_MIX
+
+    if "did_logistic_score_wild" not in wanted:
+        return []
+    start = time.perf_counter()
+    try:
+        e = wild_cluster_bootstrap(patients, outcome, "did_logistic", n_boot, weights="rademacher",
+                                   seed=np.random.default_rng(boot_seed), covariates=list(CASE_MIX), level=LEVEL)
+        t = {"estimate": e.estimate, "se": e.se, "ci_low": e.ci_low, "ci_high": e.ci_high, "p_value": e.p_value}
+        return [_row("did_logistic_score_wild", t, truths, seconds=time.perf_counter() - start)]
+    except Exception as exc:  # noqa: BLE001
+        return [_row("did_logistic_score_wild", None, truths, _failure(exc), time.perf_counter() - start)]
 
 
 def _scenario_rows(patients, outcome, wanted, ri_seed, boot_seed, n_draws, n_boot) -> list[dict]:
@@ -255,6 +307,7 @@ def _scenario_rows(patients, outcome, wanted, ri_seed, boot_seed, n_draws, n_boo
         rows += _linear_rows(patients, outcome, linear, truths, ri_seed, boot_seed, n_draws, n_boot)
     if patient:
         rows += _patient_rows(patients, outcome, patient, truths)
+        rows += _score_rows(patients, outcome, patient, truths, boot_seed, n_boot)
     order = {m: i for i, m in enumerate(wanted)}
     return sorted(rows, key=lambda r: order[r["method"]])
 
@@ -486,6 +539,7 @@ def summarise(replicates: pd.DataFrame) -> pd.DataFrame:
             "coverage": cov, "coverage_mcse": cov_se, "coverage_null": cov_null, "bias": bias, "bias_mcse": bias_se,
             "emp_se": emp_se, "model_se": model_se, "power": power, "power_mcse": power_se,
             "n_null": int(len(null)), "n_effect": int(len(eff)), "failures": int(len(d) - len(ok)),
+            "fallbacks": int(ok["fallback"].astype(bool).sum()) if "fallback" in ok else 0,
             "coverage_rd": cov_rd, "bias_rd": bias_rd,
             "first_error": str(errors.iloc[0]) if len(errors) else "",
         })
@@ -508,20 +562,22 @@ def render_markdown(summary: pd.DataFrame) -> str:
                   f"{s['effect_reps']} effect replicates (planted effect {s['effect']:g} on the logit scale), "
                   f"seed {s['seed']}, randomisation test {s['n_draws']} draws, wild bootstrap {s['n_boot']} draws"
                   + (f", simulate_kwargs {kw}" if kw else "") + ".", ""]
-    head = ["method", "scale", "size", "MC SE", "coverage", "MC SE", "bias", "power", "n (null/effect)", "failures"]
+    head = ["method", "scale", "size", "MC SE", "coverage", "MC SE", "bias", "power", "n (null/effect)", "failures",
+            "fallbacks"]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     for r in summary.itertuples(index=False):
         scale = "RD" if r.scale == "risk_difference" else "log OR"
         lines.append("| " + " | ".join([
             r.label + ("" if r.claims_nominal else " †"), scale, _fmt(r.size, 3), _fmt(r.size_mcse, 3),
             _fmt(r.coverage, 3), _fmt(r.coverage_mcse, 3), _fmt(r.bias, 4), _fmt(r.power, 3),
-            f"{r.n_null}/{r.n_effect}", str(r.failures)]) + " |")
+            f"{r.n_null}/{r.n_effect}", str(r.failures), str(getattr(r, "fallbacks", 0))]) + " |")
     lines += ["", "size: rejection rate at 5 % under the null; coverage: the 95 % interval holds the truth in the "
               "effect runs; bias: mean (estimate − truth) in the effect runs; MC SE = √(p(1 − p)/n). Truth: the "
               "stored risk difference for RD methods; the planted conditional log odds ratio for log OR methods, "
               "which all estimate an attenuated value on the recorded outcome (GEE and did_logistic also a "
               "population-averaged one): judge them by size, and by coverage_rd in validation.csv. "
-              "† not expected to hold size with 40 pairs (wrong clustering level or model-based variance)."]
+              "† not expected to hold size with 40 pairs (wrong clustering level or model-based variance). "
+              "fallbacks: fits that fell back to the independence working model (GEE), counted, not failures."]
     return "\n".join(lines) + "\n"
 
 

@@ -169,7 +169,8 @@ def simulate_nlca(
     trust_sd
         Overrides of the registry's between-trust SDs, ``{outcome: sd}``.
     trust_autocorrelation, trust_df, outcome_correlation, casemix_sd
-        Trust-effect AR(1) correlation across years, t degrees of freedom,
+        Trust-effect AR(1) correlation across years (1: effects constant over the years, no
+        trust × period drift), t degrees of freedom,
         correlation of trust effects across outcomes, and SD of trusts'
         case-mix shifts (logit scale).
     pair_shock
@@ -420,8 +421,8 @@ def _check_args(effects, n_pairs, n_treated_pairs, trust_sd, rho, df, corr, clip
             raise ParameterError(f"trust_sd: unknown or derived outcome {name!r}")
         if not np.isfinite(value) or value < 0:
             raise ParameterError(f"trust_sd[{name!r}] must be ≥ 0, got {value!r}")
-    if not 0 <= rho < 1:
-        raise ParameterError(f"trust_autocorrelation must be in [0, 1), got {rho!r}")
+    if not 0 <= rho <= 1:
+        raise ParameterError(f"trust_autocorrelation must be in [0, 1], got {rho!r}")
     if not df > 2:
         raise ParameterError(f"trust_df must be > 2 (finite variance), got {df!r}")
     if not 0 <= corr <= 1:
