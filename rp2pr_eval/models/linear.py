@@ -154,9 +154,13 @@ class LinearFit:
         i = self.index(index_or_name)
         est, se, df = float(self.coef[i]), float(self.se[i]), float(self.df[i])
         t = (est - h0) / se if se > 0 else np.nan
-        dist = stats.norm if np.isinf(df) else stats.t(df)
-        q = float(dist.ppf(0.5 + level / 2))
-        p = float(2 * dist.sf(abs(t))) if np.isfinite(t) else np.nan
+        # (unfrozen calls: freezing a scipy distribution costs ~0.7 ms, more than the rest of the test)
+        if np.isinf(df):
+            q = float(stats.norm.ppf(0.5 + level / 2))
+            p = float(2 * stats.norm.sf(abs(t))) if np.isfinite(t) else np.nan
+        else:
+            q = float(stats.t.ppf(0.5 + level / 2, df))
+            p = float(2 * stats.t.sf(abs(t), df)) if np.isfinite(t) else np.nan
         return {"estimate": est, "se": se, "t": float(t), "df": df, "p_value": p,
                 "ci_low": est - q * se, "ci_high": est + q * se}
 
