@@ -46,3 +46,32 @@ def check_design(X, names, *, allow_vector: bool = False) -> tuple[np.ndarray, t
             f"first rows (0-based): {rows[:5].tolist()}"
         )
     return Xa, names_t
+
+
+def numeric_vector(v, n_obs: int, what: str, *, expected: str = "numeric values") -> np.ndarray:
+    """A finite float vector of length ``n_obs`` from an array or Series (booleans as 0/1).
+
+    Errors name ``what``, the shape expected, and the first rows that are missing or not finite;
+    ``expected`` says what a non-numeric input should have been (e.g. "a 0/1 numeric outcome").
+    """
+    if isinstance(v, pd.Series) and v.dtype != bool:
+        try:
+            v = v.to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{what}: expected {expected} ({exc})") from exc
+    arr = np.asarray(v)
+    if arr.ndim != 1 or arr.shape[0] != n_obs:
+        raise DataError(f"{what}: expected a 1-D array of length {n_obs} (rows of X), got shape {arr.shape}")
+    if arr.dtype == bool:
+        return arr.astype(float)
+    try:
+        arr = arr.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what}: expected {expected} ({exc})") from exc
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise DataError(
+            f"{what}: {int(bad.sum())} missing or non-finite values; first rows (0-based): "
+            f"{np.flatnonzero(bad)[:5].tolist()}"
+        )
+    return arr

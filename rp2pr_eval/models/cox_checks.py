@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import lapack
 
-from rp2pr_eval._arrays import check_design
+from rp2pr_eval._arrays import check_design, numeric_vector
 from rp2pr_eval.errors import DataError
 
 __all__ = ["check_X", "check_event", "check_groups", "check_labels", "check_rank", "check_time", "numeric_1d"]
@@ -20,27 +20,7 @@ def check_X(X, names):
 
 
 def numeric_1d(v, n_obs, what):
-    if isinstance(v, pd.Series) and v.dtype != bool:
-        try:
-            v = v.to_numpy(dtype=float, na_value=np.nan)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{what}: expected numeric values ({exc})") from exc
-    arr = np.asarray(v)
-    if arr.ndim != 1 or arr.shape[0] != n_obs:
-        raise DataError(f"{what}: expected a 1-D array of length {n_obs} (rows of X), got shape {arr.shape}")
-    if arr.dtype == bool:
-        return arr.astype(float)
-    try:
-        arr = arr.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{what}: expected numeric values ({exc})") from exc
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        raise DataError(
-            f"{what}: {int(bad.sum())} missing or non-finite values; first rows (0-based): "
-            f"{np.flatnonzero(bad)[:5].tolist()}"
-        )
-    return arr
+    return numeric_vector(v, n_obs, what)
 
 
 def check_time(time, n_obs):

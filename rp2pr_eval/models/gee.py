@@ -83,7 +83,7 @@ import pandas as pd
 from scipy import stats
 from scipy.linalg import lapack
 
-from rp2pr_eval._arrays import check_design
+from rp2pr_eval._arrays import check_design, numeric_vector
 from rp2pr_eval._options import GeeCovStruct, GeeVcov, check_option
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.models.gee_block import BlockLayout, block_summaries, fit_block
@@ -491,26 +491,7 @@ def _check_X(X, names):
 
 
 def _check_y(y, n_obs):
-    if isinstance(y, pd.Series) and y.dtype != bool:
-        try:
-            y = y.to_numpy(dtype=float, na_value=np.nan)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"y: expected a 0/1 numeric outcome ({exc})") from exc
-    ya = np.asarray(y)
-    if ya.ndim != 1 or ya.shape[0] != n_obs:
-        raise DataError(f"y: expected a 1-D array of length {n_obs}, got shape {ya.shape}")
-    if ya.dtype == bool:
-        return ya.astype(float)
-    try:
-        ya = ya.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"y: expected a 0/1 numeric outcome ({exc})") from exc
-    nan = ~np.isfinite(ya)
-    if nan.any():
-        raise DataError(
-            f"y: {int(nan.sum())} missing or non-finite values; first rows (0-based): "
-            f"{np.flatnonzero(nan)[:5].tolist()}"
-        )
+    ya = numeric_vector(y, n_obs, "y", expected="a 0/1 numeric outcome")
     bad = (ya != 0.0) & (ya != 1.0)
     if bad.any():
         raise DataError(
