@@ -35,7 +35,8 @@ def _write_params(folder: Path, data: Path, out: Path, *, outcomes=OUTCOMES, not
         "notebooks": notebooks or ["00_data_checks", "01_descriptives", "10_outcome_analysis", "20_summary", "30_power"],
         "outcomes": outcomes, "primary_outcomes": ["active_treatment", "cns_seen"],
         "analysis": {"ri_draws": 199, "boot_draws": 199, "n_quad": 5},
-        "power": {"outcome": "active_treatment", "estimator": "ancova", "effects": [0.0, 1.0], "n_sims": 6},
+        "power": {"outcome": "active_treatment", "estimator": "ancova", "effects": [0.0, 1.0], "n_sims": 6,
+                  "plan_from_data": True},
     }
     (folder / "run.yaml").write_text(yaml.safe_dump(run))
     (folder / "outcomes").mkdir(exist_ok=True)
@@ -264,6 +265,16 @@ def test_run_from_a_trust_panel(tmp_path, small_data, finished_run, capsys):
     assert abs(ours.placebo_in_time.estimate - theirs.placebo_in_time.estimate) <= 1e-12
     cont = OutcomeAnalysis.load(run / "results", "days_referral_to_treatment").sensitivity
     assert cont.skipped["leave_one_pair_out"].startswith("not applicable to a trust panel")
+    # 30_power plans from the run's data (power.plan_from_data): rp.icc of the panel = of the patients
+    from rp2pr_eval.inference.power_results import PowerResult
+    ours, theirs = (PowerResult.from_dict(json.loads((r / "results" / "power.json").read_text()))
+                    for r in (run, finished_run))
+    sd = [r.simulate_kwargs["trust_sd"]["active_treatment"] for r in (ours, theirs)]
+    assert sd[0] == pytest.approx(sd[1], abs=1e-8)
+    assert ours.simulate_kwargs["trust_autocorrelation"] == pytest.approx(
+        theirs.simulate_kwargs["trust_autocorrelation"], abs=1e-12)
+    assert ours.frame["power"].tolist() == theirs.frame["power"].tolist()
+    assert ours.simulations["reject"].tolist() == theirs.simulations["reject"].tolist()
     assert main(["run", "--params", str(params), "--panel", str(panel_file), "--data", str(small_data), "--quiet"]) != 0
     assert "give --data (a patient table) or --panel (a trust panel), not both" in capsys.readouterr().err
 

@@ -202,3 +202,40 @@ def test_power_simulation_takes_iccs():
     assert kwargs["trust_autocorrelation"] == pytest.approx(phi, abs=1e-9)
     assert kwargs["trust_sd"]["active_treatment"] == pytest.approx(sd, abs=1e-9)
     assert kwargs["volume_median"] == 40
+
+
+@pytest.mark.equivalence
+def test_icc_from_a_trust_panel_equals_the_patient_path(small_patients, small_icc):
+    """rp.icc(trust panel) (issue 14): the proportion scale and the pair bootstrap number for number; the latent
+    scale to 1e-9 (the same binomial cells, but the panel's cells carry log C(n, y) constants that the patients'
+    Bernoulli rows do not, and the optimiser sees the objective with them: differences ~1e-10)."""
+    panel = rp.trust_panel(small_patients, "active_treatment", by="audit_year")
+    got = rp.icc(panel, "active_treatment", n_boot=49, seed=3, n_quad=1)
+    want = small_icc
+    pd.testing.assert_frame_equal(got.drop(columns=["icc", "ci_low", "ci_high"]),
+                                  want.drop(columns=["icc", "ci_low", "ci_high"]))
+    prop = (want["scale"] == "proportion").to_numpy()
+    for col in ("icc", "ci_low", "ci_high"):
+        np.testing.assert_array_equal(got.loc[prop, col].to_numpy(), want.loc[prop, col].to_numpy())
+        np.testing.assert_allclose(got.loc[~prop, col].to_numpy(), want.loc[~prop, col].to_numpy(), rtol=0, atol=1e-9)
+    with pytest.raises(DataError, match="covariates need the patient table"):
+        rp.icc(panel, "active_treatment", covariates=["age"], n_boot=0)
+
+
+@pytest.mark.equivalence
+def test_power_planned_from_a_trust_panel_equals_the_patient_path(small_patients, small_icc):
+    """power_simulation(icc=rp.icc(panel)) = power_simulation(icc=rp.icc(patients)): the same trials and rejections,
+    the trust SD to 1e-8 (the latent ICC's ~1e-10 times d sigma / d rho = sigma / (2 rho (1 - rho)) ~ 20 here) and the
+    trials' numbers to 1e-9 (the outcomes are the same draws; only the truth's risk difference moves with sigma)."""
+    panel = rp.trust_panel(small_patients, "active_treatment", by="audit_year")
+    from_panel = rp.icc(panel, "active_treatment", n_boot=0, n_quad=1)
+    kw = dict(outcome="active_treatment", effects=[0.0, 0.4], n_sims=3, backend="serial", seed=2,
+              simulate_kwargs={"volume_median": 40, "volume_clip": (20, 80)})
+    a = rp.power_simulation(icc=small_icc, **kw)
+    b = rp.power_simulation(icc=from_panel, **kw)
+    assert a.simulate_kwargs["trust_sd"]["active_treatment"] == pytest.approx(
+        b.simulate_kwargs["trust_sd"]["active_treatment"], abs=1e-8)
+    assert a.simulate_kwargs["trust_autocorrelation"] == b.simulate_kwargs["trust_autocorrelation"]
+    assert (a.simulations["reject"].to_numpy() == b.simulations["reject"].to_numpy()).all()
+    for col in ("estimate", "se", "p_value", "risk_difference"):
+        np.testing.assert_allclose(a.simulations[col].to_numpy(), b.simulations[col].to_numpy(), rtol=0, atol=1e-9)

@@ -327,8 +327,58 @@ def test_numbers_and_ranges_are_checked_by_field(raw):
 def test_allocation_missing_a_trust_is_refused_by_its_pair(raw):
     code = read_extract(raw)["TRUST_CODE"].iloc[0]
     edit_allocation(raw, lambda a: a.loc[a["TRUST_CODE"] != code])
-    with pytest.raises(rp.DataError, match=r"allocation allocation.csv: pair\(s\) P\d\d \(1 trust: T\d+\) do not hold "
-                                           r"exactly two trusts"):
+    with pytest.raises(rp.DataError, match=r"allocation allocation.csv: pair\(s\) P\d\d \(only trust T\d+\) have one "
+                                           r"trust; choose in the mapping incomplete_pairs: drop .* or incomplete_pairs: "
+                                           r"keep .*, or pass incomplete_pairs="):
+        rp.import_extract(raw / "mapping.yaml")
+
+
+def _lose_a_trust(raw: Path, small_trial: pd.DataFrame) -> tuple[str, str, str]:
+    """The second trust of the first pair leaves: gone from the allocation and from the extract."""
+    codes = yaml.safe_load((raw / "mapping.yaml").read_text())["codes"]["trust_id"]
+    code_of = {v: k for k, v in codes.items()}
+    pair = sorted(small_trial["pair_id"].unique())[0]
+    kept, lost = sorted(small_trial.loc[small_trial["pair_id"] == pair, "trust_id"].unique())
+    edit_allocation(raw, lambda a: a.loc[a["TRUST_CODE"] != code_of[lost]])
+    frame = read_extract(raw)
+    write_extract(raw, frame.loc[frame["TRUST_CODE"] != code_of[lost]])
+    return pair, kept, lost
+
+
+def test_a_pair_that_lost_a_trust_is_an_error_naming_it_unless_the_mapping_chooses(raw, small_trial):
+    pair, kept, lost = _lose_a_trust(raw, small_trial)
+    with pytest.raises(rp.DataError, match=rf"pair\(s\) {pair} \(only trust {kept}\) have one trust; choose"):
+        rp.import_extract(raw / "mapping.yaml")
+    # keep: the pair stays as a one-trust cluster; the table is the generator's without the lost trust
+    edit_mapping(raw, lambda m: m.update(incomplete_pairs="keep"))
+    result = rp.import_with_quality(raw / "mapping.yaml")
+    expected = small_trial.loc[small_trial["trust_id"] != lost].reset_index(drop=True)
+    pd.testing.assert_frame_equal(result.patients, expected)
+    assert result.quality.n_kept == result.quality.n_read == len(expected)
+    rp.validate_patients(result.patients, incomplete_pairs="keep")
+    with pytest.raises(rp.DataError, match=pair):      # the estimators still need the choice made explicitly
+        rp.validate_patients(result.patients)
+    # drop: the pair's remaining patients are left out, with a row of the quality report saying why
+    edit_mapping(raw, lambda m: m.update(incomplete_pairs="drop"))
+    result = rp.import_with_quality(raw / "mapping.yaml")
+    expected = small_trial.loc[small_trial["pair_id"] != pair].reset_index(drop=True)
+    pd.testing.assert_frame_equal(result.patients, expected)
+    n_kept_trust = int((small_trial["trust_id"] == kept).sum())
+    rows = result.quality.rows.set_index("reason")["rows"]
+    assert rows[f"trust {kept}: pair {pair} has one trust (incomplete_pairs: drop)"] == n_kept_trust > 0
+    assert result.quality.n_read - result.quality.n_kept == n_kept_trust
+    assert pair not in set(result.quality.pairs["pair_id"])
+
+
+def test_the_incomplete_pairs_keyword_overrides_the_mapping_and_is_checked(raw, small_trial):
+    pair, kept, lost = _lose_a_trust(raw, small_trial)
+    edit_mapping(raw, lambda m: m.update(incomplete_pairs="keep"))
+    dropped = rp.import_extract(raw / "mapping.yaml", incomplete_pairs="drop")
+    assert pair not in set(dropped["pair_id"]) and len(dropped) == int((small_trial["pair_id"] != pair).sum())
+    with pytest.raises(ValueError, match=r"incomplete_pairs.*'drop'.*'keep'"):
+        rp.import_extract(raw / "mapping.yaml", incomplete_pairs="ignore")
+    edit_mapping(raw, lambda m: m.update(incomplete_pairs="yes"))
+    with pytest.raises(rp.ParameterError, match=r"incomplete_pairs.*'yes' is not valid; expected 'drop'"):
         rp.import_extract(raw / "mapping.yaml")
 
 
@@ -367,7 +417,7 @@ def test_unknown_and_absent_trusts_are_reported_by_name(small_raw, tmp_path):
                                      np.where(np.arange(len(a)) == 0, "I", "C"), a["ARM"])),
      r"pair\(s\) P\d\d \(T\d+: intervention, T\d+: control\) have trusts in two arms"),
     (lambda a: a.assign(PAIR=np.where(np.arange(len(a)) == 0, "P99", a["PAIR"])),
-     r"pair\(s\) P\d\d \(1 trust: T\d+\), P99 \(1 trust: T\d+\) do not hold exactly two trusts"),
+     r"pair\(s\) P\d\d \(only trust T\d+\), P99 \(only trust T\d+\) have one trust; choose"),
     (lambda a: a.assign(PAIR=np.where(np.arange(len(a)) == 0, "", a["PAIR"])), r"column 'PAIR' \(-> pair_id\) is blank in 1 row\(s\) \(file line\(s\) 2\)"),
     (lambda a: a.rename(columns={"ARM": "GROUP"}), r"column\(s\) 'ARM' \(for arm\) not found; it has TRUST_CODE, PAIR, GROUP"),
 ])

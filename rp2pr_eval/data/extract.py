@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rp2pr_eval._options import IncompletePairs, check_option
 from rp2pr_eval.data.contract import COLUMN_RULES, REQUIRED_COLUMNS
 from rp2pr_eval.data.convert import apply_codes, dates, describe_counts, infer_values, numbers, text_codes
 from rp2pr_eval.data.mapping import Codes, ExtractMapping, FieldRule, load_mapping
@@ -89,14 +90,20 @@ def _coded_text(series: pd.Series, codes: Codes | None, *, field: str, target: s
     return lookup[idx]
 
 
-def read_allocation(mapping: ExtractMapping, design: StudyDesign) -> pd.DataFrame:
+def read_allocation(mapping: ExtractMapping, design: StudyDesign, *,
+                    incomplete_pairs: IncompletePairs | None = None) -> pd.DataFrame:
     """The allocation list as ``trust_id, pair_id, arm, trust_code`` (one row per trust), checked as a pair design.
+
+    ``incomplete_pairs`` (``"drop"`` or ``"keep"``) accepts a pair with one trust; the default
+    (``None``) refuses it, naming the pair, the trust and how to choose.  The frame still holds
+    such a pair's trust (:func:`import_with_quality` drops its patients under ``"drop"``).
 
     Raises
     ------
     DataError
-        A mapped column missing, a blank or unmapped code, a trust listed twice, a pair without exactly
-        two trusts, or a pair with trusts in two arms (each naming the file, trusts and pairs).
+        A mapped column missing, a blank or unmapped code, a trust listed twice, a pair with more than
+        two trusts (or one, unless ``incomplete_pairs`` is set), or a pair with trusts in two arms (each
+        naming the file, trusts and pairs).
     """
     path = mapping.allocation
     name = f"allocation {path.name}"
@@ -132,11 +139,17 @@ def read_allocation(mapping: ExtractMapping, design: StudyDesign) -> pd.DataFram
         raise DataError(f"{name}: trust(s) {_trusts_text(sorted(frame.loc[dup, 'trust_id'].unique()))} are listed "
                         "more than once; expected one row per trust")
     sizes = frame.groupby("pair_id", sort=True)["trust_id"].agg(list)
-    odd = sizes[sizes.map(len) != 2]
+    odd = sizes[sizes.map(len) > 2]
     if len(odd):
-        desc = [f"{p} ({len(t)} trust{'s' if len(t) != 1 else ''}: {', '.join(t)})" for p, t in odd.items()]
-        raise DataError(f"{name}: pair(s) {', '.join(desc[:10])} do not hold exactly two trusts; expected two "
+        desc = [f"{p} ({len(t)} trusts: {', '.join(t)})" for p, t in odd.items()]
+        raise DataError(f"{name}: pair(s) {', '.join(desc[:10])} hold more than two trusts; expected two "
                         "trusts per pair")
+    single = sizes[sizes.map(len) == 1]
+    if len(single) and incomplete_pairs is None:
+        desc = [f"{p} (only trust {t[0]})" for p, t in single.items()]
+        raise DataError(f"{name}: pair(s) {', '.join(desc[:10])} have one trust; choose in the mapping "
+                        "incomplete_pairs: drop (leave the pair's patients out) or incomplete_pairs: keep (keep it "
+                        "as a one-trust cluster), or pass incomplete_pairs= (docs/METHODS.md, pairs that lost a trust)")
     arms = frame.groupby("pair_id", sort=True)["arm"].nunique()
     mixed = arms[arms > 1].index
     if len(mixed):
@@ -283,6 +296,7 @@ def import_with_quality(
     design: StudyDesign | None = None,
     max_rows: int | None = DEFAULT_MAX_ROWS,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    incomplete_pairs: IncompletePairs | None = None,
 ) -> ImportResult:
     """Import a raw extract as :func:`import_extract` does, and return the data-quality frames with it.
 
@@ -294,9 +308,12 @@ def import_with_quality(
         trusts per pair and arm) and ``mapping``.
     """
     start_time = time.perf_counter()
+    check_option("incomplete_pairs", incomplete_pairs, IncompletePairs, allow_none=True)
     design = resolve_design(design)
     mapping = _resolve_mapping(mapping)
     name = f"{mapping.source.name}"
+    if incomplete_pairs is None:
+        incomplete_pairs = mapping.incomplete_pairs
 
     # 1. everything that can be checked before the data are read
     available = set(read_columns(mapping.source, max_bytes=max_bytes))
@@ -306,7 +323,12 @@ def import_with_quality(
         shown = ", ".join(sorted(available)[:30]) + (" …" if len(available) > 30 else "")
         raise DataError(f"{name}: field(s) named in {mapping.name} not found in the extract: {listed}; the extract "
                         f"has {shown}")
-    allocation = read_allocation(mapping, design)
+    allocation = read_allocation(mapping, design, incomplete_pairs=incomplete_pairs)
+    sizes = allocation["pair_id"].value_counts()
+    single_pairs = sorted(sizes.index[sizes == 1])
+    single_trusts = allocation.loc[allocation["pair_id"].isin(single_pairs)]
+    if incomplete_pairs == "drop" and single_pairs:
+        allocation = allocation.loc[~allocation["pair_id"].isin(single_pairs)].reset_index(drop=True)
 
     # 2. read the fields the mapping uses
     raw = read_table(mapping.source, columns=list(mapping.source_fields()), all_text=True, max_rows=max_rows,
@@ -345,6 +367,10 @@ def import_with_quality(
         raise DataError(f"{name}: field {trust_rule.field!r} (-> trust_id) is blank in {int(blank.sum()):,} rows; "
                         "every patient needs the trust first seen")
     trust_s = pd.Series(trust, dtype=object)
+    if incomplete_pairs == "drop":
+        for t, p in zip(single_trusts["trust_id"], single_trusts["pair_id"]):
+            keep = _drop(keep, (trust_s == t).to_numpy(), f"trust {t}: pair {p} has one trust "
+                         "(incomplete_pairs: drop)", dropped)
     listed = set(allocation["trust_id"])
     unknown = keep & ~trust_s.isin(listed).to_numpy()
     if unknown.any():
@@ -466,7 +492,7 @@ def import_with_quality(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            validate_patients(frame, design=design, missing_period="warn")
+            validate_patients(frame, design=design, missing_period="warn", incomplete_pairs=incomplete_pairs)
     except DataError as exc:
         raise DataError(f"{name}: the imported table breaks the data contract: {exc}") from None
     for w in caught:
@@ -482,6 +508,7 @@ def import_extract(
     design: StudyDesign | None = None,
     max_rows: int | None = DEFAULT_MAX_ROWS,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    incomplete_pairs: IncompletePairs | None = None,
 ) -> pd.DataFrame:
     """Turn a raw extract and an allocation list into a validated patient table, as a mapping file says.
 
@@ -494,6 +521,11 @@ def import_extract(
         Study design (years, arm labels); ``None`` for the default design.
     max_rows, max_bytes
         Bounds on the extract (rows; file size, decompressed for ``.csv.gz``); ``None``: no bound.
+    incomplete_pairs
+        A pair of the allocation list with one trust (a merger, a withdrawal): ``"drop"`` leaves its
+        patients out (a row of the quality report says so), ``"keep"`` keeps it as a one-trust cluster
+        (as the estimators' ``incomplete_pairs="keep"``).  ``None`` (default): the mapping's
+        ``incomplete_pairs`` key, and if that is unset such a pair is an error naming it and its trust.
 
     Returns
     -------
@@ -519,7 +551,8 @@ def import_extract(
     allocation + checks; in Stata ``import delimited``, ``recode``, ``merge m:1 trust using allocation,
     assert(match)``.  The import is one call and its checks are exhaustive and named.
     """
-    return import_with_quality(mapping, design=design, max_rows=max_rows, max_bytes=max_bytes).patients
+    return import_with_quality(mapping, design=design, max_rows=max_rows, max_bytes=max_bytes,
+                               incomplete_pairs=incomplete_pairs).patients
 
 
 __all__ = ["ImportResult", "import_extract", "import_with_quality", "read_allocation"]

@@ -39,6 +39,8 @@ MAPPING_KEYS: Mapping[str, str] = MappingProxyType({
     "extra_columns": "further columns to keep: name -> raw field or {from, codes}",
     "drop": "rows to leave out on purpose: years_outside_design, trusts_not_in_allocation, rows_where",
     "date_format": "default strptime format of date fields (default %Y-%m-%d)",
+    "incomplete_pairs": "a pair of the allocation with one trust: drop (leave its patients out) or keep "
+                        "(a one-trust cluster); unset: an error",
     "description": "free text",
 })
 REQUIRED_KEYS = ("source", "allocation", "columns", "audit_year")
@@ -143,6 +145,7 @@ class ExtractMapping:
     drop: DropRules
     date_format: str
     description: str | None = None
+    incomplete_pairs: str | None = None
 
     @property
     def name(self) -> str:
@@ -498,12 +501,16 @@ def parse_mapping(raw: object, *, base: Path, source: str = "mapping", path: Pat
                                        "drop.trusts_not_in_allocation"),
         rows_where=MappingProxyType(rows_where),
     )
+    incomplete_pairs = raw.get("incomplete_pairs")
+    if incomplete_pairs is not None and incomplete_pairs not in ("drop", "keep"):
+        raise where.error("incomplete_pairs", f"{str(incomplete_pairs)[:40]!r} is not valid; expected 'drop' (leave the "
+                                              "pair's patients out) or 'keep' (keep it as a one-trust cluster)")
     return ExtractMapping(
         path=path, source=source_path, allocation=allocation,
         allocation_columns=MappingProxyType(allocation_columns), columns=MappingProxyType(columns),
         audit_year=audit_year, allocation_codes=MappingProxyType(allocation_codes),
         outcomes=MappingProxyType(outcomes), extra_columns=MappingProxyType(extra), drop=drop,
-        date_format=date_format, description=description,
+        date_format=date_format, description=description, incomplete_pairs=incomplete_pairs,
     )
 
 

@@ -53,8 +53,10 @@ import pandas as pd
 
 from rp2pr_eval._options import check_level, check_option
 from rp2pr_eval.errors import DataError, ParameterError
+from rp2pr_eval.data.panel import is_trust_panel
 from rp2pr_eval.estimators.mixed_logistic import mixed_logistic
 from rp2pr_eval.estimators.prepare import prepare
+from rp2pr_eval.models.glmm import fit_glmm_logit
 from rp2pr_eval.models.variance_components import moment_variance_components
 from rp2pr_eval.study.design import StudyDesign, resolve_design
 
@@ -84,6 +86,58 @@ def _unit_table(rows: pd.DataFrame, outcome: str) -> pd.DataFrame:
                   post=("post", "first"))
              .reset_index())
     return units
+
+
+def _panel_unit_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`_unit_table` from trust-panel rows (trust × audit year counts of the pre and post years)."""
+    frame = pd.DataFrame({"trust_id": rows["trust_id"].to_numpy(), "period": rows["period"].to_numpy(),
+                          "pair_id": rows["pair_id"].to_numpy(), "treated": rows["treated"].to_numpy(),
+                          "post": rows["post"].to_numpy(),
+                          "numerator": pd.to_numeric(rows["numerator"]).to_numpy(dtype=float),
+                          "denominator": pd.to_numeric(rows["denominator"]).to_numpy(dtype=float)})
+    return (frame.groupby(["trust_id", "period"], sort=True, observed=True)
+            .agg(n=("denominator", "sum"), s=("numerator", "sum"), pair_id=("pair_id", "first"),
+                 treated=("treated", "first"), post=("post", "first"))
+            .reset_index())
+
+
+def _panel_latent(units: pd.DataFrame, *, n_quad: int, level: float, counts: dict) -> list[dict]:
+    """Latent-scale rows from trust × period counts: the GLMMs fitted to binomial rows.
+
+    With no case mix the patient-level model's covariates (intercept, treated, post, treated:post)
+    are constant within a trust × period, so its likelihood is that of the binomial counts of the
+    (group, covariates) cells. The rows are built as :func:`rp2pr_eval.models.glmm.fit_glmm_logit`
+    collapses patient rows (sorted by group, then covariates), so the fit is the patient-level fit's
+    number for number whenever that collapse applies (at least 1,000 analysed patients); below
+    that the patient path keeps Bernoulli rows and the two agree to the optimiser's tolerance.
+    """
+    cells = units.groupby(["treated", "post"], observed=True)[["s", "n"]].sum()
+    flat = cells[(cells["s"] == 0) | (cells["s"] == cells["n"])]
+    if len(flat):
+        raise DataError("icc: the outcome has no variation in arm × period cell(s) "
+                        f"{', '.join(f'treated={int(t)}/post={int(p)}' for t, p in flat.index)}; the latent-scale "
+                        "models are not identified (separation)")
+    t, p = units["treated"].to_numpy(dtype=float), units["post"].to_numpy(dtype=float)
+    base = pd.DataFrame({"x0": np.ones(len(units)), "x1": t, "x2": p, "x3": t * p,
+                         "s": units["s"].to_numpy(float), "n": units["n"].to_numpy(float)})
+    labels = {"trust": units["trust_id"].astype(str).to_numpy(), "pair": units["pair_id"].astype(str).to_numpy(),
+              "within-period": (units["trust_id"].astype(str) + ":" + units["period"].astype(str)).to_numpy()}
+    what = {"trust": "trust_id", "pair": "pair_id", "within-period": "trust x period"}
+    out = []
+    for lev, g in labels.items():
+        cells = (base.assign(g=g).groupby(["g", "x0", "x1", "x2", "x3"], sort=True, observed=True)[["s", "n"]]
+                 .sum().reset_index())
+        X = cells[["x0", "x1", "x2", "x3"]].to_numpy(dtype=float)
+        try:
+            fit = fit_glmm_logit(X, cells["s"].to_numpy(float), cells["g"].to_numpy(), trials=cells["n"].to_numpy(float),
+                                 n_quad=n_quad, names=["intercept", "treated", "post", "treated:post"], level=level)
+        except DataError as exc:
+            raise DataError(f"icc: the latent-scale {lev} model could not be fitted: {exc}") from exc
+        out.append({"level": lev, "scale": "latent", "quantity": "icc", "icc": _latent(float(fit.sd)),
+                    "ci_low": _latent(float(fit.sd_ci_low)), "ci_high": _latent(float(fit.sd_ci_high)),
+                    "n_clusters": counts[lev],
+                    "method": f"GLMM random intercept for {what[lev]} (AGHQ {n_quad}), sigma^2/(sigma^2+pi^2/3)"})
+    return out
 
 
 def _proportion_iccs(n, s, cell, trust, pair) -> dict:
@@ -208,13 +262,20 @@ def icc(
     if isinstance(n_quad, bool) or not isinstance(n_quad, (int, np.integer)) or n_quad < 1:
         raise ParameterError(f"n_quad must be a positive integer, got {n_quad!r}")
     design = resolve_design(design)
-    prep = prepare(patients, outcome, design=design, cluster="pair_id", kinds=("binary",), estimator="icc")
+    from_panel = is_trust_panel(patients)
+    if from_panel and covariates:
+        raise DataError("icc: covariates need the patient table; a trust panel (numerator/denominator per trust) "
+                        "carries no case mix — use covariates=None")
+    prep = prepare(patients, outcome, design=design, cluster="pair_id", kinds=("binary",), estimator="icc",
+                   panel_ok=from_panel)
     name = prep.entry.name
-    units = _unit_table(prep.rows, name)
+    units = _panel_unit_table(prep.rows) if from_panel else _unit_table(prep.rows, name)
     n_trusts, n_pairs = units["trust_id"].nunique(), units["pair_id"].nunique()
     counts = {"trust": n_trusts, "pair": n_pairs, "within-period": len(units), "between-period": n_trusts}
     out = []
-    if "latent" in scales:
+    if "latent" in scales and from_panel:
+        out += _panel_latent(units, n_quad=int(n_quad), level=level, counts=counts)
+    elif "latent" in scales:
         tp_col = "__trust_period__"
         year = patients["audit_year"].to_numpy()
         period = np.where(np.isin(year, design.pre_years), "pre", np.where(np.isin(year, design.post_years),

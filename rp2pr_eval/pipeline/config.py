@@ -144,6 +144,9 @@ class PowerSettings:
     estimator: str = "ancova"
     outcome: str = "active_treatment"
     backend: str = "serial"
+    #: plan from the run's own data: the generator's trust SD and autocorrelation of ``outcome`` from
+    #: ``rp.icc`` of the patients or, in ``rp2pr-eval run --panel``, of the trust panel (same numbers)
+    plan_from_data: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +321,7 @@ _RUN_SPEC: dict[str, Any] = {
     "outcomes": "str_list", "primary_outcomes": "str_list", "analysis": dict, "power": dict, "sensitivity": dict,
 }
 _POWER_SPEC: dict[str, Any] = {"n_sims": int, "effects": "float_list", "estimator": ("ancova", "did_aggregate", "did_twfe"),
-                               "outcome": str, "backend": ("serial", "local", "dask")}
+                               "outcome": str, "backend": ("serial", "local", "dask"), "plan_from_data": bool}
 
 
 def _check_power(values: Mapping[str, Any], source: str) -> None:

@@ -21,7 +21,11 @@ The **interval audit** computes, for a suppressed cell u, the smallest and
 largest value of ``x_u`` over all real vectors satisfying the equations and
 the intervals (two linear programmes, HiGHS through
 :func:`scipy.optimize.linprog`). The cell is *exposed* when that range holds
-fewer than two integers although its own interval holds two or more. Since
+fewer than two integers although its own interval holds two or more, unless
+the cell is 0: the policy shows zeros (a zero is not a small count), so a
+hidden cell the equations pin at 0 discloses nothing the policy would not
+publish (e.g. arms of 0/1 and 0/2 patients below a national 0 events: the
+arms' events are known to be 0, their patients are not). Since
 the true table is feasible, one programme usually suffices: the cell is safe
 as soon as a feasible table puts it one away from its true value.
 
@@ -213,7 +217,14 @@ def _needs(low: float, high: float) -> bool:
 
 
 def _safe(problem: _Problem, cell: int, value: int) -> bool:
-    """At least two integers in the cell's feasible range (or fewer in its own interval)."""
+    """At least two integers in the cell's feasible range (or fewer in its own interval), or a zero.
+
+    A cell whose true value is 0 is safe whatever the reader derives: the
+    policy publishes zeros (only 1..k-1 are suppressed), so a reader who pins
+    a hidden cell at 0 learns nothing the policy would not show.
+    """
+    if value == 0:
+        return True
     if not _needs(problem.low[cell], problem.high[cell]):
         return True
     if problem.extreme(cell, -1) >= value + 1 - TOLERANCE:
