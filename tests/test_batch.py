@@ -323,3 +323,58 @@ def test_report_page_shows_the_referee_checks_of_every_binary_outcome(finished_r
             assert f"{100 * r['effect_modification']:+.1f} pp" in row
         m = r["breakdown_relative_magnitudes"]
         assert (f"{m:.2f}" if np.isfinite(m) else "none found") in row
+
+
+def test_report_page_states_patients_truth_methods_and_data_quality(finished_run, small_data, tmp_path):
+    """Issue 18, point 3: patients analysed (protected flow), the stored truth beside each estimate, the
+    methods in brief with the registry copied into the run folder, data quality; all from the run folder."""
+    from rp2pr_eval.data.io import truth_path
+    from rp2pr_eval.presentation.report_html import write_report
+
+    page = (finished_run / "index.html").read_text(encoding="utf-8")
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    # (a) patients analysed: the protected flow's analysed cells, pre + post, never below the threshold
+    flow = json.loads((finished_run / "results" / "flow.json").read_text())
+    analysed = [r for r in flow["rows"] if r["stage"] == "analysed"]
+    assert analysed and all(r["patients"] is not None and r["patients"] >= 5 for r in analysed)
+    before_after = sum(r["patients"] for r in analysed if r["period"] in ("pre", "post"))
+    during = sum(r["patients"] for r in analysed if r["period"] == "during")
+    design = page.split("<h2>Design</h2>", 1)[1].split("<h2>", 1)[0]
+    assert f"Patients analysed: {before_after:,} in the before and after years" in design
+    assert f"{during:,} in the during years (event study only)" in design
+    # (b) the truth the run recorded is the generator's, and stands beside each estimate
+    stored = json.loads(truth_path(small_data).read_text())
+    assert manifest["truth"]["effects"] == stored["effects"]
+    assert manifest["truth"]["risk_difference"] == stored["risk_difference"]
+    primary = page.split("<h2>Primary indicators</h2>", 1)[1].split("</table>", 1)[0]
+    assert "<th>True effect (generator)</th>" in primary
+    rd = stored["risk_difference"]["active_treatment"]
+    row = next(r for r in primary.split("<tr>") if r.startswith("<td>Any anti-cancer treatment</td>"))
+    assert row.rstrip().endswith(f"<td class='n'>{100 * rd:+.1f}</td></tr>") and abs(rd) > 0.05  # 0.9 log OR
+    section = page.split("<h3 id='active_treatment'>", 1)[1].split("<h3", 1)[0]
+    logistic = next(r for r in section.split("<tr>") if r.startswith("<td>Logistic DiD (case-mix)</td>"))
+    assert logistic.rstrip().endswith(f"<td class='n'>{np.exp(stored['effects']['active_treatment']):.2f}</td></tr>")
+    cox = page.split("<h3 id='survival_days'>", 1)[1].split("<h3", 1)[0]
+    assert "<td>Cox DiD</td>" in cox and "<td class='n'>1.00</td></tr>" in cox          # no survival effect planted
+    assert "chance alone" in page and "generator&#x27;s truth +" in page
+    # (c) methods in brief, the registry rendered into the run folder (its links resolve offline)
+    assert "<h2>Methods in brief</h2>" in page and "href='docs/METHODS.html'" in page
+    registry = (finished_run / "docs" / "METHODS.html").read_text(encoding="utf-8")
+    assert "<h1>Methods registry</h1>" in registry
+    links = re.findall(r'href="(methods/[a-z_]+\.html)', registry)
+    assert len(links) >= 5 and all((finished_run / "docs" / link).is_file() for link in links)
+    # (d) data quality: analysed patients by arm and period (protected), notes, the data-checks notebook
+    quality = page.split("<h2>Data quality</h2>", 1)[1].split("<h2>", 1)[0]
+    for r in analysed:
+        assert f"<td class='n'>{r['patients']:,}</td>" in quality
+    assert "Not estimable: active_treatment / gee_logistic" in quality
+    assert "href='notebooks/00_data_checks.html'" in quality
+    # the page is rebuilt from the run folder alone: a copy whose data file is gone gives the same page
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run, copy)
+    shutil.rmtree(copy / "docs")
+    moved = json.loads((copy / "manifest.json").read_text())
+    moved["data"] = str(tmp_path / "gone" / "patients.csv.gz")
+    (copy / "manifest.json").write_text(json.dumps(moved))
+    write_report(copy)
+    assert (copy / "index.html").read_text(encoding="utf-8") == page
