@@ -378,3 +378,19 @@ def test_report_page_states_patients_truth_methods_and_data_quality(finished_run
     (copy / "manifest.json").write_text(json.dumps(moved))
     write_report(copy)
     assert (copy / "index.html").read_text(encoding="utf-8") == page
+
+
+def test_tables_use_labels_and_units(finished_run):
+    """Issue 18, point 4: tables/ under registry labels, estimators in words, risk differences in pp."""
+    primary = pd.read_csv(finished_run / "tables" / "primary_results.csv", dtype=str)
+    effects = {e.details["step"]: e for e in rp.load_effects(finished_run / "results" / "active_treatment.json")}
+    row = primary.set_index("Indicator").loc["Any anti-cancer treatment"]
+    e = effects["ancova"]
+    assert row["Estimator"] == "ANCOVA (primary)" and row["Scale"] == "Risk difference (percentage points)"
+    assert row["Estimate"] == f"{100 * e.estimate:+.1f}" and row["95% CI"] == f"{100 * e.ci_low:+.1f} to {100 * e.ci_high:+.1f}"
+    assert row["Trusts"] == "20" and row["Pairs"] == "10"
+    everything = (finished_run / "tables" / "all_results.md").read_text(encoding="utf-8")
+    for code in ("did_twfe", "did_aggregate", "mixed_linear", "ancova+RI", "| ancova |"):
+        assert code not in everything
+    assert "| Two-way fixed effects |" in everything and "| ANCOVA, randomisation inference |" in everything
+    assert f"| {100 * effects['did_twfe'].estimate:.2f} [" in everything
