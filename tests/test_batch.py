@@ -394,3 +394,25 @@ def test_tables_use_labels_and_units(finished_run):
         assert code not in everything
     assert "| Two-way fixed effects |" in everything and "| ANCOVA, randomisation inference |" in everything
     assert f"| {100 * effects['did_twfe'].estimate:.2f} [" in everything
+
+
+def test_the_run_writes_the_report_as_one_pdf(finished_run):
+    """Issue 18, point 3: report.pdf: a text page with the design, headline sentences (and the truth),
+    then one page per saved figure; its text (read with pypdf) holds the headline sentences."""
+    from pypdf import PdfReader
+
+    from rp2pr_eval.presentation.report_html import headline_sentence
+    from rp2pr_eval.presentation.report_pdf import _figure_pages
+
+    reader = PdfReader(finished_run / "report.pdf")
+    figures = _figure_pages(finished_run)
+    assert len(figures) >= 8 and len(reader.pages) == 1 + len(figures)
+    first = " ".join(reader.pages[0].extract_text().split())
+    summary = rp.report.load_summary(finished_run / "results", OUTCOMES, ["active_treatment", "cns_seen"])
+    holm = {e.outcome: e.details["p_adjusted"] for e in summary.primary_holm}
+    for e in summary.primary:
+        assert " ".join(headline_sentence(e, holm[e.outcome]).split()) in first
+    assert "Patients analysed: " in first and "generator's truth +" in first and "chance alone" in first
+    second = " ".join(reader.pages[1].extract_text().split())
+    assert second.startswith("All outcomes, four estimators")
+    assert not (finished_run / ".report.pdf.partial").exists()

@@ -311,6 +311,12 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
     from rp2pr_eval.presentation.report_html import write_report
 
     write_report(staging)
+    from rp2pr_eval.presentation.report_pdf import write_report_pdf
+
+    try:                                   # the same report as one PDF; the run stands without it
+        write_report_pdf(staging)
+    except Exception as exc:  # noqa: BLE001 - reported, never silent
+        result.notes.append(f"report.pdf not written: {type(exc).__name__}: {exc}")
     from rp2pr_eval.pipeline.audit import audit_run
 
     ids = set(patients["patient_id"].astype(str)) if "patient_id" in patients.columns else set()

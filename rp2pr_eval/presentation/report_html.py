@@ -166,7 +166,7 @@ def _design_paragraph(manifest: dict, summary, run_dir: Path) -> str:
             f"to trusts; the primary analysis is a trust-level ANCOVA with CR2 standard errors clustered by "
             f"{html.escape(str(d.get('cluster', 'pair_id')))}; Holm control across the "
             f"{len(manifest['parameters']['primary_outcomes'])} primary indicators. "
-            f"{html.escape(patients_sentence(run_dir))} Methods: see Methods in brief below.</p>")
+            f"{html.escape(patients_sentence(run_dir))} Methods: Methods in brief, and the registry in docs/METHODS.html of the run folder.</p>")
 
 
 def write_report(run_dir: str | Path, *, title: str = "ILCOP evaluation run") -> Path:
