@@ -28,7 +28,8 @@ _STYLE = ("body{font-family:sans-serif;max-width:62em;margin:2em auto;line-heigh
           "text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}"
           "figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{font-size:90%;color:#555}"
           ".note{background:#f6f6f6;padding:0.5em 1em;border-left:3px solid #999}")
-_FIGURE_KINDS = (("trends", "Rates by arm and audit year"), ("event_study", "Event study"),
+#: The per-outcome figure kinds the page (and report.pdf) show, with their captions.
+FIGURE_KINDS = (("trends", "Rates by arm and audit year"), ("event_study", "Event study"),
                  ("funnel", "Funnel plots"), ("randomisation", "Randomisation distribution"),
                  ("caterpillar", "Trust random effects"))
 
@@ -126,7 +127,7 @@ def headline_sentence(effect: Effect, p_holm: float | None = None) -> str:
     return f"{label}: {est}; {p})"
 
 
-def _truth_words(truth: dict | None, effect: Effect) -> str:
+def truth_words(truth: dict | None, effect: Effect) -> str:
     """The stored truth of a headline estimate in the sentence's unit (``"+4.4 percentage points"``)."""
     text = truth_text(truth, effect.outcome, effect.scale)
     if text == "—":
@@ -148,7 +149,8 @@ def _figure(run_dir: Path, stem: Path, caption: str) -> str:
             f"</a><figcaption>{html.escape(caption)}{' — ' + links if links else ''}</figcaption></figure>")
 
 
-def _design_paragraph(manifest: dict, summary, run_dir: Path) -> str:
+def design_paragraph(manifest: dict, summary, run_dir: Path) -> str:
+    """The design in one paragraph (HTML): trusts, pairs, arms, periods, primary analysis, patients analysed."""
     d = manifest["parameters"]["design"]
     years = lambda ys: f"{min(ys)}–{max(ys)}" if ys else "none"  # noqa: E731
     trusts = pairs = None
@@ -184,10 +186,10 @@ def write_report(run_dir: str | Path, *, title: str = "ILCOP evaluation run") ->
          f"<style>{_STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
          f"<p>Run <code>{html.escape(run_id)}</code>, started {html.escape(str(manifest.get('started', '')))}."
          + (" <strong>Synthetic data</strong>: no real patient is in these results." if synthetic else "") + "</p>",
-         "<h2>Design</h2>", _design_paragraph(manifest, summary, run_dir), "<h2>Headline findings</h2><ul>"]
+         "<h2>Design</h2>", design_paragraph(manifest, summary, run_dir), "<h2>Headline findings</h2><ul>"]
     holm = {e.outcome: e.details["p_adjusted"] for e in summary.primary_holm}
     for e in summary.primary:
-        stored = f" — generator's truth {_truth_words(truth, e)}" if truth else ""
+        stored = f" — generator's truth {truth_words(truth, e)}" if truth else ""
         p.append(f"<li>{html.escape(headline_sentence(e, holm.get(e.outcome)) + stored)}</li>")
     p.append("</ul>")
     others = [h for h in summary.headlines if h.startswith(("Not estimable", "Primary indicators without",
@@ -230,7 +232,7 @@ def write_report(run_dir: str | Path, *, title: str = "ILCOP evaluation run") ->
                 stored = (f"<td class='n'>{truth_text(truth, o, str(row.scale))}</td>" if truth else "")
                 p.append(f"<tr><td>{html.escape(estimator_label(row.estimator))}</td>{fmt}{stored}</tr>")
             p.append("</table>")
-        for kind, caption in _FIGURE_KINDS:
+        for kind, caption in FIGURE_KINDS:
             if (figures / f"{o}_{kind}.png").exists():
                 p.append(_figure(run_dir, figures / f"{o}_{kind}", caption))
     extra = extra_sections(run_dir)

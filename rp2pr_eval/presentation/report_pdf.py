@@ -27,7 +27,7 @@ def report_text(run_dir: str | Path) -> dict:
     """The text blocks of the report (title, design, headlines, notes, primary rows) from the run folder."""
     from rp2pr_eval.presentation.report import load_summary
     from rp2pr_eval.presentation.report_content import truth_text
-    from rp2pr_eval.presentation.report_html import _design_paragraph, _truth_words, headline_sentence
+    from rp2pr_eval.presentation.report_html import design_paragraph, truth_words, headline_sentence
 
     run_dir = Path(run_dir)
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
@@ -37,7 +37,7 @@ def report_text(run_dir: str | Path) -> dict:
     truth = manifest.get("truth")
     holm = {e.outcome: e.details["p_adjusted"] for e in summary.primary_holm}
     headlines = [headline_sentence(e, holm.get(e.outcome))
-                 + (f" — generator's truth {_truth_words(truth, e)}" if truth else "") for e in summary.primary]
+                 + (f" — generator's truth {truth_words(truth, e)}" if truth else "") for e in summary.primary]
     notes = []
     if truth is not None:
         notes.append("These data are synthetic. Some estimates will look significant by chance alone even where the "
@@ -49,12 +49,12 @@ def report_text(run_dir: str | Path) -> dict:
         rows.append((e.outcome, f"{k * e.estimate:+.1f}", f"{k * e.ci_low:.1f} to {k * e.ci_high:.1f}",
                      f"{holm.get(e.outcome, float('nan')):.3f}",
                      truth_text(truth, e.outcome, e.scale) if truth else ""))
-    return {"run_id": str(manifest.get("run_id", "")), "design": _plain(_design_paragraph(manifest, summary, run_dir)),
+    return {"run_id": str(manifest.get("run_id", "")), "design": _plain(design_paragraph(manifest, summary, run_dir)),
             "headlines": headlines, "notes": notes, "rows": rows, "truth": truth is not None}
 
 
 def _figure_pages(run_dir: Path) -> list[tuple[Path, str]]:
-    from rp2pr_eval.presentation.report_html import _FIGURE_KINDS
+    from rp2pr_eval.presentation.report_html import FIGURE_KINDS
     from rp2pr_eval.study.outcomes import OUTCOMES
 
     figures = run_dir / "figures"
@@ -63,7 +63,7 @@ def _figure_pages(run_dir: Path) -> list[tuple[Path, str]]:
              (figures / "primary_trends.png", "Primary indicators: rates by arm and audit year")]
     for o in manifest["parameters"]["outcomes"]:
         label = OUTCOMES[o].display_label if o in OUTCOMES else o
-        for kind, caption in _FIGURE_KINDS + (("sensitivity", "Parallel-trends sensitivity"),
+        for kind, caption in FIGURE_KINDS + (("sensitivity", "Parallel-trends sensitivity"),
                                               ("leave_one_pair_out", "Leave one pair out")):
             pages.append((figures / f"{o}_{kind}.png", f"{label}: {caption}"))
     pages += [(p, "Flow of trusts and patients") for p in sorted(figures.glob("flow*.png"))]
