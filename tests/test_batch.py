@@ -416,3 +416,84 @@ def test_the_run_writes_the_report_as_one_pdf(finished_run):
     second = " ".join(reader.pages[1].extract_text().split())
     assert second.startswith("All outcomes, four estimators")
     assert not (finished_run / ".report.pdf.partial").exists()
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def test_report_page_in_headless_chromium(finished_run, tmp_path):
+    """Issue 18: index.html opened from a copied folder in headless Chromium (DevTools protocol, no
+    network): every image loads, every link resolves to a file of the copy, no console error."""
+    import subprocess
+    import time
+    import urllib.request
+    from urllib.parse import unquote, urlparse
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium installed (Debian: apt-get install -y chromium; .ci/run installs it)")
+    websocket = pytest.importorskip("websocket")
+    copy = tmp_path / "copied run"                       # a space in the path, as on a user's desktop
+    shutil.copytree(finished_run, copy)
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    proc = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                             "--disable-component-update", "--disable-sync", "--no-first-run",
+                             f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.time() + 30
+        while not (port_file.exists() and port_file.read_text().strip()) and time.time() < deadline:
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+        page = next(t for t in targets if t["type"] == "page")
+        ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        ids = iter(range(1, 10_000))
+        events: list[dict] = []
+
+        def call(method: str, **params):
+            n = next(ids)
+            ws.send(json.dumps({"id": n, "method": method, "params": params}))
+            while True:
+                msg = json.loads(ws.recv())
+                if msg.get("id") == n:
+                    assert "error" not in msg, msg
+                    return msg.get("result", {})
+                events.append(msg)
+
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            call(f"{domain}.enable")
+        call("Page.navigate", url=(copy / "index.html").as_uri())
+        deadline = time.time() + 60
+        while not any(e.get("method") == "Page.loadEventFired" for e in events) and time.time() < deadline:
+            events.append(json.loads(ws.recv()))
+        assert any(e.get("method") == "Page.loadEventFired" for e in events), "the page did not finish loading"
+        state = call("Runtime.evaluate", returnByValue=True, expression="""JSON.stringify({
+            images: [...document.images].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]),
+            links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+            title: document.title})""")
+        found = json.loads(state["result"]["value"])
+        ws.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert len(found["images"]) >= 10
+    assert [src for src, ok in found["images"] if not ok] == [], "images that did not load"
+    root = copy.resolve()
+    assert len(found["links"]) >= 20
+    for href in found["links"]:
+        url = urlparse(href)
+        assert url.scheme == "file", f"link {href} leaves the folder"
+        target = Path(unquote(url.path)).resolve()
+        assert target.is_file() and target.is_relative_to(root), f"link {href} does not resolve in the copy"
+    errors = [e for e in events if e.get("method") in ("Runtime.exceptionThrown", "Network.loadingFailed")
+              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+    assert errors == [], errors[:3]
