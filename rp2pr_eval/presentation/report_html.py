@@ -25,7 +25,7 @@ from rp2pr_eval.study.outcomes import ESTIMATOR_LABELS, OUTCOMES
 
 _STYLE = ("body{font-family:sans-serif;max-width:62em;margin:2em auto;line-height:1.45;color:#222}"
           "table{border-collapse:collapse;margin:0.5em 0}td,th{padding:2px 8px;border-bottom:1px solid #ddd;"
-          "text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}"
+          "text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
           "figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{font-size:90%;color:#555}"
           ".note{background:#f6f6f6;padding:0.5em 1em;border-left:3px solid #999}")
 #: The per-outcome figure kinds the page (and report.pdf) show, with their captions.
@@ -141,11 +141,25 @@ def _p(p: float | None) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _print_width(png: Path) -> str:
+    """``" width='N'"``: the figure's print width in CSS pixels (96 per inch) from the PNG's size and dpi, so
+    an 85 mm figure shows at 85 mm, not stretched to the page; ``""`` where the PNG does not say."""
+    try:
+        from PIL import Image
+
+        with Image.open(png) as im:
+            dpi = float((im.info.get("dpi") or (0, 0))[0])
+            return f" width='{round(im.size[0] / dpi * 96)}'" if dpi > 0 else ""
+    except (OSError, ValueError, ImportError):
+        return ""
+
+
 def _figure(run_dir: Path, stem: Path, caption: str) -> str:
     rel = stem.relative_to(run_dir).as_posix()
     links = " · ".join(f"<a href='{html.escape(rel)}.{ext}'>{ext.upper()}</a>"
                        for ext in ("svg", "pdf") if (stem.parent / f"{stem.name}.{ext}").exists())
-    return (f"<figure><a href='{html.escape(rel)}.png'><img src='{html.escape(rel)}.png' alt='{html.escape(caption)}'>"
+    return (f"<figure><a href='{html.escape(rel)}.png'><img src='{html.escape(rel)}.png'"
+            f"{_print_width(stem.with_suffix('.png'))} alt='{html.escape(caption)}'>"
             f"</a><figcaption>{html.escape(caption)}{' — ' + links if links else ''}</figcaption></figure>")
 
 
