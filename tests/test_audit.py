@@ -397,3 +397,18 @@ def test_fuzz_any_json_or_notebook_structure(tmp_path, value, as_notebook):
     _write(folder, "x.ipynb" if as_notebook else "results/x.json", json.dumps(doc))
     problems = audit_run(folder, patient_ids=IDS)
     assert all(isinstance(p, str) and "\n" not in p for p in problems)
+
+
+def test_the_copied_methods_registry_is_exempt_only_while_unchanged(tmp_path):
+    """The report copies the package's rendered methods registry into docs/: its worked examples ('n = 2')
+    are documentation, not results, so the audit passes them, but only byte for byte."""
+    from rp2pr_eval.pipeline.audit import audit_run
+    from rp2pr_eval.presentation.report_content import copy_methods
+
+    assert copy_methods(tmp_path) == tmp_path / "docs" / "METHODS.html"
+    assert len(list((tmp_path / "docs" / "methods").glob("*.html"))) >= 10
+    assert audit_run(tmp_path) == []
+    page = tmp_path / "docs" / "methods" / "tables.html"
+    page.write_text(page.read_text(encoding="utf-8") + "<p>3 patients died</p>", encoding="utf-8")
+    found = audit_run(tmp_path)
+    assert found and all(f.startswith("docs/methods/tables.html: ") for f in found)

@@ -334,3 +334,177 @@ def test_report_page_shows_the_referee_checks_of_every_binary_outcome(finished_r
             assert f"{100 * r['effect_modification']:+.1f} pp" in row
         m = r["breakdown_relative_magnitudes"]
         assert (f"{m:.2f}" if np.isfinite(m) else "none found") in row
+
+
+def test_report_page_states_patients_truth_methods_and_data_quality(finished_run, small_data, tmp_path):
+    """Issue 18, point 3: patients analysed (protected flow), the stored truth beside each estimate, the
+    methods in brief with the registry copied into the run folder, data quality; all from the run folder."""
+    from rp2pr_eval.data.io import truth_path
+    from rp2pr_eval.presentation.report_html import write_report
+
+    page = (finished_run / "index.html").read_text(encoding="utf-8")
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    # (a) patients analysed: the protected flow's analysed cells, pre + post, never below the threshold
+    flow = json.loads((finished_run / "results" / "flow.json").read_text())
+    analysed = [r for r in flow["rows"] if r["stage"] == "analysed"]
+    assert analysed and all(r["patients"] is not None and r["patients"] >= 5 for r in analysed)
+    before_after = sum(r["patients"] for r in analysed if r["period"] in ("pre", "post"))
+    during = sum(r["patients"] for r in analysed if r["period"] == "during")
+    design = page.split("<h2>Design</h2>", 1)[1].split("<h2>", 1)[0]
+    assert f"Patients analysed: {before_after:,} in the before and after years" in design
+    assert f"{during:,} in the during years (event study only)" in design
+    # (b) the truth the run recorded is the generator's, and stands beside each estimate
+    stored = json.loads(truth_path(small_data).read_text())
+    assert manifest["truth"]["effects"] == stored["effects"]
+    assert manifest["truth"]["risk_difference"] == stored["risk_difference"]
+    primary = page.split("<h2>Primary indicators</h2>", 1)[1].split("</table>", 1)[0]
+    assert "<th>True effect (generator)</th>" in primary
+    rd = stored["risk_difference"]["active_treatment"]
+    row = next(r for r in primary.split("<tr>") if r.startswith("<td>Any anti-cancer treatment</td>"))
+    assert row.rstrip().endswith(f"<td class='n'>{100 * rd:+.1f}</td></tr>") and abs(rd) > 0.05  # 0.9 log OR
+    section = page.split("<h3 id='active_treatment'>", 1)[1].split("<h3", 1)[0]
+    logistic = next(r for r in section.split("<tr>") if r.startswith("<td>Logistic DiD (case-mix)</td>"))
+    assert logistic.rstrip().endswith(f"<td class='n'>{np.exp(stored['effects']['active_treatment']):.2f}</td></tr>")
+    cox = page.split("<h3 id='survival_days'>", 1)[1].split("<h3", 1)[0]
+    assert "<td>Cox DiD</td>" in cox and "<td class='n'>1.00</td></tr>" in cox          # no survival effect planted
+    assert "chance alone" in page and "generator&#x27;s truth +" in page
+    # (c) methods in brief, the registry rendered into the run folder (its links resolve offline)
+    assert "<h2>Methods in brief</h2>" in page and "href='docs/METHODS.html'" in page
+    registry = (finished_run / "docs" / "METHODS.html").read_text(encoding="utf-8")
+    assert "<h1>Methods registry</h1>" in registry
+    links = re.findall(r'href="(methods/[a-z_]+\.html)', registry)
+    assert len(links) >= 5 and all((finished_run / "docs" / link).is_file() for link in links)
+    # (d) data quality: analysed patients by arm and period (protected), notes, the data-checks notebook
+    quality = page.split("<h2>Data quality</h2>", 1)[1].split("<h2>", 1)[0]
+    for r in analysed:
+        assert f"<td class='n'>{r['patients']:,}</td>" in quality
+    assert "Not estimable: active_treatment / gee_logistic" in quality
+    assert "href='notebooks/00_data_checks.html'" in quality
+    # the page is rebuilt from the run folder alone: a copy whose data file is gone gives the same page
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run, copy)
+    shutil.rmtree(copy / "docs")
+    moved = json.loads((copy / "manifest.json").read_text())
+    moved["data"] = str(tmp_path / "gone" / "patients.csv.gz")
+    (copy / "manifest.json").write_text(json.dumps(moved))
+    write_report(copy)
+    assert (copy / "index.html").read_text(encoding="utf-8") == page
+
+
+def test_tables_use_labels_and_units(finished_run):
+    """Issue 18, point 4: tables/ under registry labels, estimators in words, risk differences in pp."""
+    primary = pd.read_csv(finished_run / "tables" / "primary_results.csv", dtype=str)
+    effects = {e.details["step"]: e for e in rp.load_effects(finished_run / "results" / "active_treatment.json")}
+    row = primary.set_index("Indicator").loc["Any anti-cancer treatment"]
+    e = effects["ancova"]
+    assert row["Estimator"] == "ANCOVA (primary)" and row["Scale"] == "Risk difference (percentage points)"
+    assert row["Estimate"] == f"{100 * e.estimate:+.1f}" and row["95% CI"] == f"{100 * e.ci_low:+.1f} to {100 * e.ci_high:+.1f}"
+    assert row["Trusts"] == "20" and row["Pairs"] == "10"
+    everything = (finished_run / "tables" / "all_results.md").read_text(encoding="utf-8")
+    for code in ("did_twfe", "did_aggregate", "mixed_linear", "ancova+RI", "| ancova |"):
+        assert code not in everything
+    assert "| Two-way fixed effects |" in everything and "| ANCOVA, randomisation inference |" in everything
+    assert f"| {100 * effects['did_twfe'].estimate:.2f} [" in everything
+
+
+def test_the_run_writes_the_report_as_one_pdf(finished_run):
+    """Issue 18, point 3: report.pdf: a text page with the design, headline sentences (and the truth),
+    then one page per saved figure; its text (read with pypdf) holds the headline sentences."""
+    from pypdf import PdfReader
+
+    from rp2pr_eval.presentation.report_html import headline_sentence
+    from rp2pr_eval.presentation.report_pdf import _figure_pages
+
+    reader = PdfReader(finished_run / "report.pdf")
+    figures = _figure_pages(finished_run)
+    assert len(figures) >= 8 and len(reader.pages) == 1 + len(figures)
+    first = " ".join(reader.pages[0].extract_text().split())
+    summary = rp.report.load_summary(finished_run / "results", OUTCOMES, ["active_treatment", "cns_seen"])
+    holm = {e.outcome: e.details["p_adjusted"] for e in summary.primary_holm}
+    for e in summary.primary:
+        assert " ".join(headline_sentence(e, holm[e.outcome]).split()) in first
+    assert "Patients analysed: " in first and "generator's truth +" in first and "chance alone" in first
+    second = " ".join(reader.pages[1].extract_text().split())
+    assert second.startswith("All outcomes, four estimators")
+    assert not (finished_run / ".report.pdf.partial").exists()
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def test_report_page_in_headless_chromium(finished_run, tmp_path):
+    """Issue 18: index.html opened from a copied folder in headless Chromium (DevTools protocol, no
+    network): every image loads, every link resolves to a file of the copy, no console error."""
+    import subprocess
+    import time
+    import urllib.request
+    from urllib.parse import unquote, urlparse
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium installed (Debian: apt-get install -y chromium; .ci/run installs it)")
+    websocket = pytest.importorskip("websocket")
+    copy = tmp_path / "copied run"                       # a space in the path, as on a user's desktop
+    shutil.copytree(finished_run, copy)
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    proc = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                             "--disable-component-update", "--disable-sync", "--no-first-run",
+                             f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.time() + 30
+        while not (port_file.exists() and port_file.read_text().strip()) and time.time() < deadline:
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+        page = next(t for t in targets if t["type"] == "page")
+        ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        ids = iter(range(1, 10_000))
+        events: list[dict] = []
+
+        def call(method: str, **params):
+            n = next(ids)
+            ws.send(json.dumps({"id": n, "method": method, "params": params}))
+            while True:
+                msg = json.loads(ws.recv())
+                if msg.get("id") == n:
+                    assert "error" not in msg, msg
+                    return msg.get("result", {})
+                events.append(msg)
+
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            call(f"{domain}.enable")
+        call("Page.navigate", url=(copy / "index.html").as_uri())
+        deadline = time.time() + 60
+        while not any(e.get("method") == "Page.loadEventFired" for e in events) and time.time() < deadline:
+            events.append(json.loads(ws.recv()))
+        assert any(e.get("method") == "Page.loadEventFired" for e in events), "the page did not finish loading"
+        state = call("Runtime.evaluate", returnByValue=True, expression="""JSON.stringify({
+            images: [...document.images].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]),
+            links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+            title: document.title})""")
+        found = json.loads(state["result"]["value"])
+        ws.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert len(found["images"]) >= 10
+    assert [src for src, ok in found["images"] if not ok] == [], "images that did not load"
+    root = copy.resolve()
+    assert len(found["links"]) >= 20
+    for href in found["links"]:
+        url = urlparse(href)
+        assert url.scheme == "file", f"link {href} leaves the folder"
+        target = Path(unquote(url.path)).resolve()
+        assert target.is_file() and target.is_relative_to(root), f"link {href} does not resolve in the copy"
+    errors = [e for e in events if e.get("method") in ("Runtime.exceptionThrown", "Network.loadingFailed")
+              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+    assert errors == [], errors[:3]

@@ -23,7 +23,9 @@ text; images are not read) and checked for
    trust random effects and referee's checks (``sensitivity``: sets, effects,
    leave-one-pair-out estimates) of ``<outcome>.extras.json`` (its
    ``sensitivity_points``, per-trust rates, are audited), the randomisation
-   draws, and the run's ``manifest.json`` (run metadata);
+   draws, the run's ``manifest.json`` (run metadata) and the pages of the
+   package's methods registry copied into ``docs/`` (exempt only while they
+   are byte for byte the package's rendering);
 
 and a file that cannot be read — binary garbage where text is expected, a
 truncated or bombing gzip, invalid JSON or notebook, a file over the size
@@ -236,6 +238,23 @@ def _walk(run_dir: Path) -> Iterable[tuple[Path, str | None]]:
                 yield path, None
 
 
+def _package_document(path: Path, rel: str) -> bool:
+    """True for a page of the package's methods registry copied into the run folder, byte for byte.
+
+    Its example numbers (``n = 2`` in a worked example) are documentation, not results; a file under
+    ``docs/`` that differs from the package's rendering is audited like any other.
+    """
+    if not rel.startswith("docs/"):
+        return False
+    from rp2pr_eval.presentation.report_content import rendered_methods
+
+    expected = rendered_methods().get(rel.replace(os.sep, "/"))
+    try:
+        return expected is not None and path.read_bytes() == expected.encode("utf-8")
+    except OSError:
+        return False
+
+
 def audit_files(run_dir: str | Path, *, patient_ids: Iterable[object] | None = None,
                 policy: DisclosurePolicy | None = None, design: StudyDesign | None = None,
                 max_bytes: int = MAX_BYTES) -> AuditReport:
@@ -258,7 +277,7 @@ def audit_files(run_dir: str | Path, *, patient_ids: Iterable[object] | None = N
             report.unreadable.append(rel)
             report.problems.append(f"{rel}: unreadable, not audited: {why}")
             continue
-        counts = rel not in METADATA_FILES
+        counts = rel not in METADATA_FILES and not _package_document(path, rel)
         found = audit_file(path, root=run_dir, patient_ids=ids, policy=policy, max_bytes=max_bytes, counts=counts)
         if found and "unreadable, not audited" in found[0]:
             report.unreadable.append(rel)

@@ -90,6 +90,8 @@ class RunResult:
     not_estimable: list[str] = field(default_factory=list)
     #: "outcome / estimator: reason" of every estimator that does not apply to the data (a trust panel).
     not_applicable: list[str] = field(default_factory=list)
+    #: The generator's planted truth of synthetic data (:func:`truth_record`), ``None`` for other data.
+    truth: dict[str, Any] | None = None
 
     @property
     def failed(self) -> list[NotebookJob]:
@@ -109,6 +111,23 @@ def _git_commit() -> str | None:
         return res.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def truth_record(patients) -> dict[str, Any] | None:
+    """The planted truth a run used, for its manifest: ``None`` unless the data carry a generator's truth.
+
+    Synthetic data loaded with their sidecar (``<stem>.truth.json``, read by
+    :func:`rp2pr_eval.load_patients` into ``attrs["truth"]``) carry the generator's planted effects
+    (``effects``, on the generator's ``scale`` of each outcome: conditional log odds ratio, log ratio of
+    waiting times, log hazard ratio) and the true marginal risk difference among post-period
+    intervention patients (``risk_difference``). The run records these (not the pairs or settings), so
+    the report reads the truth from the run folder, never from the data folder.
+    """
+    truth = getattr(patients, "attrs", {}).get("truth")
+    if not isinstance(truth, dict) or "effects" not in truth:
+        return None
+    keep = ("generator", "package_version", "seed", "ramp", "effects", "scale", "risk_difference")
+    return json.loads(json.dumps({k: truth[k] for k in keep if k in truth}))
 
 
 def check_run_id(run_id: str) -> str:
@@ -287,10 +306,17 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
     result.not_estimable = _not_estimable(staging)
     result.not_applicable = _not_estimable(staging, prefix="not applicable")
     timings = _collect_timings(staging)
+    result.truth = truth_record(patients)
     _write_manifest(staging, config, data, result, started, run_id, timings)
     from rp2pr_eval.presentation.report_html import write_report
 
     write_report(staging)
+    from rp2pr_eval.presentation.report_pdf import write_report_pdf
+
+    try:                                   # the same report as one PDF; the run stands without it
+        write_report_pdf(staging)
+    except Exception as exc:  # noqa: BLE001 - reported, never silent
+        result.notes.append(f"report.pdf not written: {type(exc).__name__}: {exc}")
     from rp2pr_eval.pipeline.audit import audit_run
 
     ids = set(patients["patient_id"].astype(str)) if "patient_id" in patients.columns else set()
@@ -475,10 +501,11 @@ def _write_manifest(staging: Path, config: RunConfig, data: Path, result: RunRes
         "not_estimable": result.not_estimable,
         "not_applicable": result.not_applicable,
         "data_kind": config.data_kind,
+        "truth": result.truth,
         "audit": result.audit,
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 __all__ = ["RUN_ID", "NotebookJob", "RunInterrupted", "RunResult", "check_run_id", "plan_jobs", "remove_stale_workdirs",
-           "run_evaluation", "sha256"]
+           "run_evaluation", "sha256", "truth_record"]

@@ -460,18 +460,54 @@ def save_power(power, output_dir: str | Path) -> Path:
     return path
 
 
+def primary_display_table(summary: SummaryReport) -> pd.DataFrame:
+    """The primary table as co-authors read it: labels, the scale in words, risk differences in percentage
+    points (odds, hazard and waiting-time ratios exponentiated), raw, Holm and Romano–Wolf p, trusts and pairs.
+
+    Strings, formatted once here; model estimates and organisation counts need no disclosure control.
+    """
+    import math
+
+    from rp2pr_eval.presentation.report_content import estimator_label
+    from rp2pr_eval.study.outcomes import SCALE_LABELS
+
+    def p_text(p) -> str:
+        return "" if p is None or not math.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+    rw = {e.outcome: e.details["p_adjusted"] for e in (summary.primary_romano_wolf or [])}
+    rows = []
+    for e in summary.primary_holm:
+        if e.scale == "risk_difference":
+            est, lo, hi = (f"{100 * v:+.1f}" for v in (e.estimate, e.ci_low, e.ci_high))
+        elif e.scale.startswith("log_"):
+            est, lo, hi = (f"{math.exp(v):.2f}" for v in (e.estimate, e.ci_low, e.ci_high))
+        else:
+            est, lo, hi = (f"{v:+.2f}" for v in (e.estimate, e.ci_low, e.ci_high))
+        rows.append({"Indicator": LABELS.get(e.outcome, e.outcome), "Estimator": estimator_label(e.estimator),
+                     "Scale": SCALE_LABELS.get(e.scale, e.scale), "Estimate": est,
+                     f"{100 * e.level:g}% CI": f"{lo} to {hi}", "p": p_text(e.p_value),
+                     "p (Holm)": p_text(e.details["p_adjusted"]),
+                     **({"p (Romano–Wolf)": p_text(rw.get(e.outcome))} if rw else {}),
+                     "Trusts": str(e.n_trusts), "Pairs": str(e.n_clusters)})
+    return pd.DataFrame(rows, dtype=object)
+
+
 def export_summary_tables(summary: SummaryReport, tables_dir: str | Path) -> list[Path]:
     """Export the primary table (ANCOVA with Holm and Romano–Wolf p) and the table of every estimate.
 
-    Model estimates are exempt from disclosure control; the frames hold no patient counts.
+    Both under registry labels with units (:func:`primary_display_table`; estimators in words through
+    :func:`rp2pr_eval.presentation.report_content.estimator_label`). Model estimates are exempt from
+    disclosure control; the frames hold no patient counts.
     """
+    from rp2pr_eval.presentation.report_content import estimator_label
     from rp2pr_eval.presentation.tables import export_table, results_table
 
-    primary = summary.adjusted_table()
-    numbers = [c for c in primary.columns if pd.api.types.is_numeric_dtype(primary[c])]
     tables_dir = Path(tables_dir)
-    written = export_table(primary, tables_dir / "primary_results",
-                           caption="Primary indicators: ANCOVA with multiplicity control", exempt_columns=numbers)
+    written = export_table(primary_display_table(summary), tables_dir / "primary_results",
+                           caption="Primary indicators: ANCOVA with multiplicity control (risk differences in "
+                                   "percentage points)")
     if len(summary.effects):                       # nothing estimable: the headline says why; no empty table
-        written += export_table(results_table(summary.effects), tables_dir / "all_results", caption="All estimates")
+        names = {e: estimator_label(e) for e in pd.unique(summary.effects["estimator"])}
+        written += export_table(results_table(summary.effects, labels=names), tables_dir / "all_results",
+                                caption="All estimates")
     return written

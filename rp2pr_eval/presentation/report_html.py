@@ -18,15 +18,18 @@ import math
 from pathlib import Path
 
 from rp2pr_eval.presentation.report import LABELS, load_summary
+from rp2pr_eval.presentation.report_content import (data_quality_html, estimator_label, methods_html,
+                                                    patients_sentence, truth_text)
 from rp2pr_eval.results.effect import Effect
 from rp2pr_eval.study.outcomes import ESTIMATOR_LABELS, OUTCOMES
 
 _STYLE = ("body{font-family:sans-serif;max-width:62em;margin:2em auto;line-height:1.45;color:#222}"
           "table{border-collapse:collapse;margin:0.5em 0}td,th{padding:2px 8px;border-bottom:1px solid #ddd;"
-          "text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}"
+          "text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
           "figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{font-size:90%;color:#555}"
           ".note{background:#f6f6f6;padding:0.5em 1em;border-left:3px solid #999}")
-_FIGURE_KINDS = (("trends", "Rates by arm and audit year"), ("event_study", "Event study"),
+#: The per-outcome figure kinds the page (and report.pdf) show, with their captions.
+FIGURE_KINDS = (("trends", "Rates by arm and audit year"), ("event_study", "Event study"),
                  ("funnel", "Funnel plots"), ("randomisation", "Randomisation distribution"),
                  ("caterpillar", "Trust random effects"))
 
@@ -73,13 +76,13 @@ def _referee_section(run_dir: Path, summary) -> str:
         k, unit = (100.0, " pp") if pp else (1.0, "")
         em = "—" if _number(r.effect_modification, k) == "—" else (
             f"{_number(r.effect_modification, k)}{unit} ({_number(r.effect_modification_ci_low, k)} to "
-            f"{_number(r.effect_modification_ci_high, k)}; randomisation p = {_p(r.effect_modification_ri_p)})")
+            f"{_number(r.effect_modification_ci_high, k)}; randomisation p = {html.escape(_p(r.effect_modification_ri_p))})")
         lopo = "—" if _number(r.lopo_min, k) == "—" else (
             f"{_number(r.lopo_min, k)} (without {html.escape(str(r.lopo_min_pair))}) to {_number(r.lopo_max, k)} "
             f"(without {html.escape(str(r.lopo_max_pair))}); all pairs {_number(r.lopo_full, k)}{unit}")
         placebo = "—" if _number(r.placebo_in_time, k) == "—" else (
             f"{_number(r.placebo_in_time, k)}{unit} ({_number(r.placebo_in_time_ci_low, k)} to "
-            f"{_number(r.placebo_in_time_ci_high, k)}; p = {_p(r.placebo_in_time_p)})")
+            f"{_number(r.placebo_in_time_ci_high, k)}; p = {html.escape(_p(r.placebo_in_time_p))})")
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in (
             html.escape(str(r.label)), _number(r.breakdown_relative_magnitudes, 1.0, "{:.2f}"),
             _number(r.breakdown_smoothness, k, "{:.2f}") + (unit if _number(r.breakdown_smoothness, k) not in
@@ -124,21 +127,44 @@ def headline_sentence(effect: Effect, p_holm: float | None = None) -> str:
     return f"{label}: {est}; {p})"
 
 
+def truth_words(truth: dict | None, effect: Effect) -> str:
+    """The stored truth of a headline estimate in the sentence's unit (``"+4.4 percentage points"``)."""
+    text = truth_text(truth, effect.outcome, effect.scale)
+    if text == "—":
+        return "not stored on this scale"
+    return f"{text} percentage points" if effect.scale == "risk_difference" else text
+
+
 def _p(p: float | None) -> str:
     if p is None or not math.isfinite(p):
         return "–"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _print_width(png: Path) -> str:
+    """``" width='N'"``: the figure's print width in CSS pixels (96 per inch) from the PNG's size and dpi, so
+    an 85 mm figure shows at 85 mm, not stretched to the page; ``""`` where the PNG does not say."""
+    try:
+        from PIL import Image
+
+        with Image.open(png) as im:
+            dpi = float((im.info.get("dpi") or (0, 0))[0])
+            return f" width='{round(im.size[0] / dpi * 96)}'" if dpi > 0 else ""
+    except (OSError, ValueError, ImportError):
+        return ""
+
+
 def _figure(run_dir: Path, stem: Path, caption: str) -> str:
     rel = stem.relative_to(run_dir).as_posix()
     links = " · ".join(f"<a href='{html.escape(rel)}.{ext}'>{ext.upper()}</a>"
                        for ext in ("svg", "pdf") if (stem.parent / f"{stem.name}.{ext}").exists())
-    return (f"<figure><a href='{html.escape(rel)}.png'><img src='{html.escape(rel)}.png' alt='{html.escape(caption)}'>"
+    return (f"<figure><a href='{html.escape(rel)}.png'><img src='{html.escape(rel)}.png'"
+            f"{_print_width(stem.with_suffix('.png'))} alt='{html.escape(caption)}'>"
             f"</a><figcaption>{html.escape(caption)}{' — ' + links if links else ''}</figcaption></figure>")
 
 
-def _design_paragraph(manifest: dict, summary) -> str:
+def design_paragraph(manifest: dict, summary, run_dir: Path) -> str:
+    """The design in one paragraph (HTML): trusts, pairs, arms, periods, primary analysis, patients analysed."""
     d = manifest["parameters"]["design"]
     years = lambda ys: f"{min(ys)}–{max(ys)}" if ys else "none"  # noqa: E731
     trusts = pairs = None
@@ -155,8 +181,8 @@ def _design_paragraph(manifest: dict, summary) -> str:
             f"{years(d['post_years'])}. Outcomes are patient-level National Lung Cancer Audit indicators aggregated "
             f"to trusts; the primary analysis is a trust-level ANCOVA with CR2 standard errors clustered by "
             f"{html.escape(str(d.get('cluster', 'pair_id')))}; Holm control across the "
-            f"{len(manifest['parameters']['primary_outcomes'])} primary indicators. Methods: "
-            "docs/METHODS.md of the rp2pr_eval repository.</p>")
+            f"{len(manifest['parameters']['primary_outcomes'])} primary indicators. "
+            f"{html.escape(patients_sentence(run_dir))} Methods: Methods in brief, and the registry in docs/METHODS.html of the run folder.</p>")
 
 
 def write_report(run_dir: str | Path, *, title: str = "ILCOP evaluation run") -> Path:
@@ -168,15 +194,17 @@ def write_report(run_dir: str | Path, *, title: str = "ILCOP evaluation run") ->
     outcomes = [o for o in params["outcomes"] if (results / f"{o}.json").exists()]
     summary = load_summary(results, outcomes, params["primary_outcomes"])
     run_id = str(manifest.get("run_id", ""))
-    synthetic = "synthetic" in str(manifest.get("data", "")).lower()
+    truth = manifest.get("truth")
+    synthetic = truth is not None or "synthetic" in str(manifest.get("data", "")).lower()
     p = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
          f"<style>{_STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
          f"<p>Run <code>{html.escape(run_id)}</code>, started {html.escape(str(manifest.get('started', '')))}."
          + (" <strong>Synthetic data</strong>: no real patient is in these results." if synthetic else "") + "</p>",
-         "<h2>Design</h2>", _design_paragraph(manifest, summary), "<h2>Headline findings</h2><ul>"]
+         "<h2>Design</h2>", design_paragraph(manifest, summary, run_dir), "<h2>Headline findings</h2><ul>"]
     holm = {e.outcome: e.details["p_adjusted"] for e in summary.primary_holm}
     for e in summary.primary:
-        p.append(f"<li>{html.escape(headline_sentence(e, holm.get(e.outcome)))}</li>")
+        stored = f" — generator's truth {truth_words(truth, e)}" if truth else ""
+        p.append(f"<li>{html.escape(headline_sentence(e, holm.get(e.outcome)) + stored)}</li>")
     p.append("</ul>")
     others = [h for h in summary.headlines if h.startswith(("Not estimable", "Primary indicators without",
                                                              "Outcomes without"))]
@@ -184,16 +212,22 @@ def write_report(run_dir: str | Path, *, title: str = "ILCOP evaluation run") ->
     if synthetic:
         p.append("<p class='note'>These data are synthetic. With six primary indicators and many secondary ones, "
                  "some estimates will look significant by chance alone even where the generator's true effect is "
-                 "zero; read them against the stored truth of the generator, not as findings.</p>")
+                 "zero; read them against the stored truth of the generator, not as findings."
+                 + (" The truth column gives the generator's value on each estimate's scale: for risk differences "
+                    "the true marginal difference among post-period intervention patients, for odds, hazard and "
+                    "waiting-time ratios the planted (conditional) effect." if truth else
+                    " The run recorded no truth (the data came without the generator's truth file).") + "</p>")
+    truth_head = "<th>True effect (generator)</th>" if truth else ""
     p.append("<h2>Primary indicators</h2><table><tr><th>Indicator</th><th>Estimator</th>"
-             "<th>Difference (percentage points)</th><th>95 % CI</th><th>p</th><th>Holm p</th></tr>")
+             f"<th>Difference (percentage points)</th><th>95 % CI</th><th>p</th><th>Holm p</th>{truth_head}</tr>")
     for e in summary.primary:
         rd = e.scale == "risk_difference"
         k = 100 if rd else 1
         p.append(f"<tr><td>{html.escape(OUTCOMES[e.outcome].label if e.outcome in OUTCOMES else e.outcome)}</td>"
                  f"<td>{html.escape(ESTIMATOR_LABELS.get(e.estimator, e.estimator))}</td>"
                  f"<td class='n'>{k * e.estimate:+.1f}</td><td class='n'>{k * e.ci_low:.1f} to {k * e.ci_high:.1f}</td>"
-                 f"<td class='n'>{_p(e.p_value)}</td><td class='n'>{_p(holm.get(e.outcome))}</td></tr>")
+                 f"<td class='n'>{html.escape(_p(e.p_value))}</td><td class='n'>{html.escape(_p(holm.get(e.outcome)))}</td>"
+                 + (f"<td class='n'>{truth_text(truth, e.outcome, e.scale)}</td>" if truth else "") + "</tr>")
     p.append("</table>")
     figures = run_dir / "figures"
     for stem, caption in (("forest", "All outcomes, four estimators (numbers: ANCOVA, the primary analysis)"),
@@ -206,17 +240,20 @@ def write_report(run_dir: str | Path, *, title: str = "ILCOP evaluation run") ->
         p.append(f"<h3 id='{html.escape(o)}'>{html.escape(label)}</h3>")
         main = summary.effects[(summary.effects["outcome"] == o)]
         if len(main):
-            p.append("<table><tr><th>Estimator</th><th>Estimate</th><th>95 % CI</th><th>p</th></tr>")
+            p.append(f"<table><tr><th>Estimator</th><th>Estimate</th><th>95 % CI</th><th>p</th>{truth_head}</tr>")
             for row in main.itertuples():
                 fmt = _row_numbers(row)
-                p.append(f"<tr><td>{html.escape(ESTIMATOR_LABELS.get(row.estimator, row.estimator))}</td>{fmt}</tr>")
+                stored = (f"<td class='n'>{truth_text(truth, o, str(row.scale))}</td>" if truth else "")
+                p.append(f"<tr><td>{html.escape(estimator_label(row.estimator))}</td>{fmt}{stored}</tr>")
             p.append("</table>")
-        for kind, caption in _FIGURE_KINDS:
+        for kind, caption in FIGURE_KINDS:
             if (figures / f"{o}_{kind}.png").exists():
                 p.append(_figure(run_dir, figures / f"{o}_{kind}", caption))
     extra = extra_sections(run_dir)
     if extra:
         p.append(extra)
+    p.append(methods_html(run_dir))
+    p.append(data_quality_html(run_dir, manifest))
     audit = manifest.get("audit", [])
     p.append("<h2>Disclosure control</h2><p>"
              + (f"The audit of the run folder found {len(audit)} issue(s); see the manifest." if audit else
@@ -250,11 +287,11 @@ def _row_numbers(row) -> str:
     if scale == "risk_difference":
         e, lo, hi, unit = 100 * row.estimate, 100 * row.ci_low, 100 * row.ci_high, " pp"
         return (f"<td class='n'>{e:+.1f}{unit}</td><td class='n'>{lo:.1f} to {hi:.1f}</td>"
-                f"<td class='n'>{_p(row.p_value)}</td>")
+                f"<td class='n'>{html.escape(_p(row.p_value))}</td>")
     if scale.startswith("log_"):
         e, lo, hi = (math.exp(v) for v in (row.estimate, row.ci_low, row.ci_high))
         what = {"log_ratio": "ratio", "log_odds_ratio": "OR", "log_hazard_ratio": "HR"}.get(scale, "ratio")
         return (f"<td class='n'>{what} {e:.2f}</td><td class='n'>{lo:.2f} to {hi:.2f}</td>"
-                f"<td class='n'>{_p(row.p_value)}</td>")
+                f"<td class='n'>{html.escape(_p(row.p_value))}</td>")
     return (f"<td class='n'>{row.estimate:+.2f}</td><td class='n'>{row.ci_low:.2f} to {row.ci_high:.2f}</td>"
-            f"<td class='n'>{_p(row.p_value)}</td>")
+            f"<td class='n'>{html.escape(_p(row.p_value))}</td>")
