@@ -79,6 +79,15 @@ class NotebookSetup:
     def power(self) -> PowerSettings:
         return self.config.power
 
+    def power_icc(self):
+        """The ICC table ``30_power`` plans from: ``rp.icc`` of the run's data (patients or the ``--panel`` trust
+        panel; the same numbers) when ``power.plan_from_data`` is set, else ``None`` (the generator's settings)."""
+        if not self.config.power.plan_from_data:
+            return None
+        from rp2pr_eval.inference.icc import icc
+
+        return icc(self.load_data(), self.config.power.outcome, design=self.design, n_boot=0)
+
     @property
     def outcomes(self) -> list[str]:
         return list(self.config.outcomes)
