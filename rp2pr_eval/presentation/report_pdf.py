@@ -49,7 +49,9 @@ def report_text(run_dir: str | Path) -> dict:
         rows.append((e.outcome, f"{k * e.estimate:+.1f}", f"{k * e.ci_low:.1f} to {k * e.ci_high:.1f}",
                      f"{holm.get(e.outcome, float('nan')):.3f}",
                      truth_text(truth, e.outcome, e.scale) if truth else ""))
-    return {"run_id": str(manifest.get("run_id", "")), "design": _plain(design_paragraph(manifest, summary, run_dir)),
+    # the data's SHA-256 names the PDF, not the run id: a rerun of the same data and parameters then writes
+    # the same bytes (rp2pr-eval rerun compares report.pdf byte for byte)
+    return {"data_sha": str(manifest.get("data_sha256", ""))[:16], "design": _plain(design_paragraph(manifest, summary, run_dir)),
             "headlines": headlines, "notes": notes, "rows": rows, "truth": truth is not None}
 
 
@@ -82,7 +84,8 @@ def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run"
     text = report_text(run_dir)
     out = run_dir / "report.pdf"
     tmp = run_dir / ".report.pdf.partial"
-    with PdfPages(tmp, metadata={"Title": title, "Subject": f"run {text['run_id']}", "Creator": "rp2pr_eval"}) as pdf:
+    with PdfPages(tmp, metadata={"Title": title, "Subject": f"data SHA-256 {text['data_sha']}…",
+                                 "Creator": "rp2pr_eval", "CreationDate": None}) as pdf:
         fig = Figure(figsize=A4)
         y = 0.95
 
@@ -94,7 +97,7 @@ def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run"
             y -= gap
 
         line(title, size=16, weight="bold", gap=0.01)
-        line(f"Run {text['run_id']}", gap=0.015)
+        line(f"Data SHA-256 {text['data_sha']}…", gap=0.015)
         line("Design", size=12, weight="bold", gap=0.004)
         line(text["design"], gap=0.015)
         line("Headline findings", size=12, weight="bold", gap=0.004)
