@@ -63,6 +63,8 @@ def reader_ranges(frame: pd.DataFrame, policy: DisclosurePolicy, *, rows_shown: 
                 bounds.append((1, None))
             elif v == policy.symbol:
                 bounds.append((1, k - 1))
+            elif withheld_total(shown, i, j, n_r, n_c, policy, rows_shown=rows_shown, cols_shown=cols_shown):
+                bounds.append((0, None))  # the published rule: such a total is withheld whatever its size
             else:
                 bounds.append((k, None))
     a_eq, b_eq = [], []
@@ -92,6 +94,25 @@ def reader_ranges(frame: pd.DataFrame, policy: DisclosurePolicy, *, rows_shown: 
             assert lo.status == 0, lo.message
             out[cell] = (lo.fun, np.inf if hi.status == 3 else -hi.fun)
     return out
+
+
+def withheld_total(shown: np.ndarray, i: int, j: int, n_r: int, n_c: int, policy: DisclosurePolicy, *,
+                   rows_shown: bool, cols_shown: bool) -> bool:
+    """A total shown as the secondary symbol over a line of >= k-1 primary symbols and zeros only.
+
+    The documented rule (``suppress_counts``, rule 2): such a total is withheld whatever its size,
+    so the reader knows only that it is >= 0. Decided from the rendered symbols alone.
+    """
+    if shown[i, j] != policy.secondary_symbol:
+        return False
+    lines = []
+    if j == n_c - 1 and rows_shown and (i < n_r - 1 or cols_shown):
+        lines.append([shown[i, c] for c in range(n_c - 1)])
+    if i == n_r - 1 and cols_shown and (j < n_c - 1 or rows_shown):
+        lines.append([shown[r, j] for r in range(n_r - 1)])
+    k = policy.threshold
+    return any(sum(v == policy.symbol for v in line) >= k - 1
+               and all(v == policy.symbol or (not isinstance(v, str) and v == 0) for v in line) for line in lines)
 
 
 def integers_in(low: float, high: float) -> float:
@@ -493,3 +514,22 @@ def test_national_table_hides_what_the_saved_trends_hide(small_patients):
     # the control arm's 2008 rate is shown only if the national counts do not give the intervention arm away
     if not trends.loc[("control", 2008), "withheld"]:
         assert isinstance(row["numerator"], str) or isinstance(row["n"], str)
+
+
+@pytest.mark.fixture
+def test_a_line_of_small_counts_withholds_its_total_whatever_its_size():
+    """The table that broke the large property run: row b is 1 + 1 = 2 at threshold 3 with row totals
+    only. Before, ``<3 + <3 = <3`` pinned both cells at 1 and the audit raised RuntimeError; now the
+    total is withheld (``*``) and each cell takes two values. Row e (2 + 2 = 4, a total above the
+    threshold) is withheld too, so that the rule tells a reader nothing about the total; row c has one
+    small cell only (its total ``<3`` leaves it 1..2) and keeps its symbol."""
+    policy = DisclosurePolicy.from_preset(threshold=3)
+    t = pd.DataFrame([[6, 15], [1, 1], [0, 2], [3, 23], [2, 2]], index=list("abcde"), columns=["x", "y"])
+    res = suppress_counts(t, policy=policy, row_total="Total")
+    assert res.frame.loc["b"].tolist() == ["<3", "<3", "*"]
+    assert res.frame.loc["e"].tolist() == ["<3", "<3", "*"]
+    assert res.frame.loc["c"].tolist() == [0, "<3", "<3"]
+    assert res.frame.loc["a"].tolist() == [6, 15, 21]
+    audit = interval_audit(res)
+    assert (audit["values"] >= 2).all(), audit
+    check_interval_guarantee(t, policy, True, False)

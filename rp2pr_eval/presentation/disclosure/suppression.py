@@ -216,21 +216,56 @@ def _linked(values: np.ndarray, present: np.ndarray) -> LinkedCounts:
                         published=present.ravel(), cost=cost.ravel())
 
 
+def _withheld_totals(values: np.ndarray, present: np.ndarray, primary: np.ndarray, threshold: int) -> np.ndarray:
+    """Shown line totals over at least k-1 cells that are all small (or zero): withheld whatever their size.
+
+    A line of m primary cells (1..k-1 each) and a small total is closed: no
+    shown cell is left in it to suppress, and with m = k-1 the symbols'
+    bounds alone pin it (``<3 + <3 = 2`` gives 1 and 1). With m < k-1 the
+    line alone never pins a cell (each lies in 1..k-m, the total in
+    m..k-1). So the total of every line with m >= k-1 small cells and no
+    other non-zero cell is withheld, whatever its size: the rule depends
+    only on what the reader sees (m symbols), so that a total was withheld
+    tells nothing about it, and the audit knows it only as >= 0.
+    """
+    n_rows, n_cols = values.shape
+    out = np.zeros_like(present)
+
+    def closed(cells: np.ndarray, small: np.ndarray) -> bool:
+        return bool(small.sum() >= threshold - 1 and np.all(small | (cells == 0)))
+
+    # Lines of inner cells first (they see only inner cells, never withheld), then the two lines of
+    # totals through the grand total, from the totals as they will be shown (a withheld total is no
+    # longer a small symbol): so a reader can replay the rule from the symbols.
+    for i in range(n_rows - 1):
+        out[i, -1] = present[i, -1] and closed(values[i, :-1], primary[i, :-1])
+    for j in range(n_cols - 1):
+        out[-1, j] = present[-1, j] and closed(values[:-1, j], primary[:-1, j])
+    shown_small = primary & ~out
+    out[-1, -1] = present[-1, -1] and (closed(values[-1, :-1], shown_small[-1, :-1])
+                                       or closed(values[:-1, -1], shown_small[:-1, -1]))
+    return out
+
+
 def _suppress(values: np.ndarray, present: np.ndarray, policy: DisclosurePolicy,
               forced: np.ndarray) -> tuple[np.ndarray, np.ndarray, LinkedCounts]:
     """Primary and full suppression masks on the extended table (see :func:`suppress_counts`)."""
     primary = _primary(values, present, policy)
     supp = primary | (forced & present & (values != 0))
-    lc = _linked(values, present)
+    withheld = _withheld_totals(values, present, primary, policy.threshold) if policy.secondary else np.zeros_like(present)
+    primary = primary & ~withheld
+    supp = supp | withheld
+    audited = present & ~withheld          # a withheld total tells the reader nothing: not published
+    lc = _linked(values, audited)
     if policy.secondary:
         while True:
-            _singleton_pass(values, present, supp)
-            exposed = _exposed(present, supp)
+            _singleton_pass(values, audited, supp)
+            exposed = _exposed(audited, supp)
             if not exposed:
                 break
-            supp[_close_cycle(values, present, supp, exposed[0])] = True
+            supp[_close_cycle(values, audited, supp, exposed[0])] = True
         _, flat = protect_linked(lc, policy, suppressed=supp.ravel(), primary=primary.ravel())
-        supp = flat.reshape(values.shape)
+        supp = flat.reshape(values.shape) | withheld
     return primary, supp, lc
 
 
@@ -342,6 +377,13 @@ def suppress_counts(
        integers, one more shown non-zero cell of its row or column is
        suppressed (the cheapest that makes it safe). This catches what the
        bounds give away: two ``<5`` cells of a column that must add to 8.
+       A shown row or column total whose non-zero cells are all primary,
+       at least k-1 of them, is *withheld* (``policy.secondary_symbol``)
+       whatever its size, before the audit: no shown cell is left in such
+       a line to protect it, and the symbols' bounds alone may pin it
+       (``<3``, ``<3``, total 2 gives 1 and 1). The rule depends only on
+       the symbols a reader sees, so the withholding itself tells nothing;
+       the audit knows such a total only as >= 0.
     3. *Rounding* (``policy.rounding``): every shown count, totals included,
        is rounded to the nearest multiple (totals from the unrounded counts,
        so they need not add up).
