@@ -391,6 +391,23 @@ def test_report_page_states_patients_truth_methods_and_data_quality(finished_run
     assert (copy / "index.html").read_text(encoding="utf-8") == page
 
 
+def test_report_marks_p_values_the_validation_did_not_support(finished_run):
+    """Issue 16 item 6: did_logistic's CR1 p-value over-rejected in the validation (0.072 / 0.077), so the page
+    marks it descriptive with the reason and names the test to quote instead; validated ones are not marked."""
+    page = (finished_run / "index.html").read_text(encoding="utf-8")
+    section = page.split("<h3 id='active_treatment'>", 1)[1].split("<h3", 1)[0]
+    rows = {r.split("</td>", 1)[0].removeprefix("<td>"): r for r in section.split("<tr>")[1:]}
+    assert "† descriptive" in rows["Logistic DiD (case-mix)"]
+    assert "† descriptive" not in rows["ANCOVA (primary)"] and "† descriptive" not in rows["Two-way fixed effects"]
+    note = section.split("<p class='note'>† Descriptive p-value", 1)[1].split("</p>", 1)[0]
+    assert "0.072 / 0.077" in note and "score wild bootstrap" in note
+    quote = page.split("<h2>Which p-values to quote</h2>", 1)[1].split("<h2>", 1)[0]
+    standing = {r.split("</td>", 1)[0].removeprefix("<td>"): r for r in quote.split("<tr>")[2:]}
+    assert "<strong>descriptive</strong>" in standing["Logistic DiD (case-mix)"]
+    assert "<td>validated</td>" in standing["ANCOVA (primary)"]
+    assert "href='docs/methods/validation.html'" in quote and (finished_run / "docs/methods/validation.html").is_file()
+
+
 def test_tables_use_labels_and_units(finished_run):
     """Issue 18, point 4: tables/ under registry labels, estimators in words, risk differences in pp."""
     primary = pd.read_csv(finished_run / "tables" / "primary_results.csv", dtype=str)

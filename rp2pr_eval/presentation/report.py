@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from rp2pr_eval.inference.multiplicity import adjust_pvalues
+from rp2pr_eval.inference.validity import PValueStanding, effect_standing
 from rp2pr_eval.results.effect import Effect, effects_table
 from rp2pr_eval.results.outcome import OutcomeAnalysis
 from rp2pr_eval.study.outcomes import OUTCOMES
@@ -162,6 +163,9 @@ class SummaryReport:
     missing_results: list[str] = field(default_factory=list)
     #: (outcome, estimator step, reason) of every requested estimator that could not be estimated.
     not_estimable: list[tuple[str, str, str]] = field(default_factory=list)
+    #: (outcome, estimator) -> the standing of that p-value in the validation study
+    #: (:mod:`rp2pr_eval.inference.validity`): "validated", or "descriptive" with the reason.
+    standing: dict[tuple[str, str], PValueStanding] = field(default_factory=dict)
 
     def adjusted_table(self) -> pd.DataFrame:
         """Primary indicators (ANCOVA): raw, Holm- and Romano–Wolf-adjusted p-values."""
@@ -231,6 +235,7 @@ def load_summary(results_dir: str | Path, outcomes: Sequence[str], primary_outco
     analyses = {o: OutcomeAnalysis.load(results_dir, o) for o in outcomes if (results_dir / f"{o}.json").exists()}
     missing = [o for o in outcomes if o not in analyses]
     effects = effects_table([e for a in analyses.values() for e in a.effects.values()])
+    standing = {(e.outcome, e.estimator): effect_standing(e) for a in analyses.values() for e in a.effects.values()}
     present = [o for o in primary_outcomes if o in analyses and "ancova" in analyses[o].effects]
     absent = [o for o in primary_outcomes if o not in present]
     primary = [analyses[o].effects["ancova"] for o in present]
@@ -264,7 +269,7 @@ def load_summary(results_dir: str | Path, outcomes: Sequence[str], primary_outco
     if missing:
         heads.append(f"Outcomes without saved results: {', '.join(LABELS.get(o, o) for o in missing)}.")
     return SummaryReport(effects=effects, primary=primary, primary_holm=holm, primary_romano_wolf=rw, headlines=heads,
-                         missing_primary=absent, missing_results=missing, not_estimable=failed)
+                         missing_primary=absent, missing_results=missing, not_estimable=failed, standing=standing)
 
 
 def _redraw_outcome(results_dir: Path, figures_dir: Path, outcome: str, during: Sequence[int]) -> list[Path]:

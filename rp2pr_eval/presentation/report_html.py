@@ -17,6 +17,7 @@ import json
 import math
 from pathlib import Path
 
+from rp2pr_eval.inference.validity import PValueStanding
 from rp2pr_eval.presentation.report import LABELS, load_summary
 from rp2pr_eval.presentation.report_content import (data_quality_html, estimator_label, methods_html,
                                                     patients_sentence, truth_text)
@@ -241,11 +242,18 @@ def write_report(run_dir: str | Path, *, title: str = "ILCOP evaluation run") ->
         main = summary.effects[(summary.effects["outcome"] == o)]
         if len(main):
             p.append(f"<table><tr><th>Estimator</th><th>Estimate</th><th>95 % CI</th><th>p</th>{truth_head}</tr>")
+            notes = []
             for row in main.itertuples():
-                fmt = _row_numbers(row)
+                standing = summary.standing.get((o, row.estimator))
+                fmt = _row_numbers(row, standing)
                 stored = (f"<td class='n'>{truth_text(truth, o, str(row.scale))}</td>" if truth else "")
                 p.append(f"<tr><td>{html.escape(estimator_label(row.estimator))}</td>{fmt}{stored}</tr>")
+                if standing is not None and standing.descriptive:
+                    notes.append(f"{estimator_label(row.estimator)}: {standing.reason}.")
             p.append("</table>")
+            if notes:
+                p.append("<p class='note'>† Descriptive p-value, not a test to quote: " + html.escape(" ".join(notes))
+                         + "</p>")
         for kind, caption in FIGURE_KINDS:
             if (figures / f"{o}_{kind}.png").exists():
                 p.append(_figure(run_dir, figures / f"{o}_{kind}", caption))
@@ -253,6 +261,7 @@ def write_report(run_dir: str | Path, *, title: str = "ILCOP evaluation run") ->
     if extra:
         p.append(extra)
     p.append(methods_html(run_dir))
+    p.append(standing_html(summary, run_dir))
     p.append(data_quality_html(run_dir, manifest))
     audit = manifest.get("audit", [])
     p.append("<h2>Disclosure control</h2><p>"
@@ -282,16 +291,46 @@ def write_report(run_dir: str | Path, *, title: str = "ILCOP evaluation run") ->
     return out
 
 
-def _row_numbers(row) -> str:
+def standing_html(summary, run_dir: str | Path) -> str:
+    """"Which p-values to quote": the validation standing of every estimator in the run (issue 16)."""
+    seen: dict[tuple[str, str], PValueStanding] = {}
+    for (_, estimator), standing in summary.standing.items():
+        seen.setdefault((estimator, standing.inference), standing)
+    if not seen:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(estimator_label(name))}</td><td>{html.escape(st.inference)}</td>"
+        f"<td>{'validated' if not st.descriptive else '<strong>descriptive</strong>'}</td>"
+        f"<td>{html.escape(st.reason)}</td></tr>" for (name, _), st in seen.items())
+    page = Path(run_dir) / "docs" / "methods" / "validation.html"
+    study = ("<a href='docs/methods/validation.html'>the Monte Carlo study of methods</a>" if page.is_file()
+             else "the Monte Carlo study of methods (docs/methods/validation.md of the rp2pr_eval repository)")
+    return (f"<h2>Which p-values to quote</h2><p>In {study}, each method ran on data generated at full "
+            "ILCOP volumes (40 pairs, 15 intervention). "
+            "A p-value is <em>validated</em> when its test rejected a true null in 3–7 % of trials at 5 % and its "
+            "95 % interval covered in 93–97 %; otherwise, or when the method was not in the study, it is "
+            "<em>descriptive</em> (marked † in the tables above): read the estimate and interval, do not quote the "
+            "p-value as a test.</p><table><tr><th>Estimator</th><th>Inference</th><th>Standing</th>"
+            f"<th>Evidence</th></tr>{rows}</table>")
+
+
+def _p_cell(p_value, standing: PValueStanding | None) -> str:
+    if standing is None or not standing.descriptive:
+        return f"<td class='n'>{html.escape(_p(p_value))}</td>"
+    return (f"<td class='n' title='{html.escape(standing.reason, quote=True)}'>{html.escape(_p(p_value))} "
+            "† descriptive</td>")
+
+
+def _row_numbers(row, standing: PValueStanding | None = None) -> str:
     scale = str(row.scale)
     if scale == "risk_difference":
         e, lo, hi, unit = 100 * row.estimate, 100 * row.ci_low, 100 * row.ci_high, " pp"
         return (f"<td class='n'>{e:+.1f}{unit}</td><td class='n'>{lo:.1f} to {hi:.1f}</td>"
-                f"<td class='n'>{html.escape(_p(row.p_value))}</td>")
+                + _p_cell(row.p_value, standing))
     if scale.startswith("log_"):
         e, lo, hi = (math.exp(v) for v in (row.estimate, row.ci_low, row.ci_high))
         what = {"log_ratio": "ratio", "log_odds_ratio": "OR", "log_hazard_ratio": "HR"}.get(scale, "ratio")
         return (f"<td class='n'>{what} {e:.2f}</td><td class='n'>{lo:.2f} to {hi:.2f}</td>"
-                f"<td class='n'>{html.escape(_p(row.p_value))}</td>")
+                + _p_cell(row.p_value, standing))
     return (f"<td class='n'>{row.estimate:+.2f}</td><td class='n'>{row.ci_low:.2f} to {row.ci_high:.2f}</td>"
-            f"<td class='n'>{html.escape(_p(row.p_value))}</td>")
+            + _p_cell(row.p_value, standing))
