@@ -311,3 +311,27 @@ def test_parameter_files_latin1_duplicates_and_billion_laughs(tmp_path, small_cs
     (params / "design.yaml").write_text("pre_years: [2008, 2009]\n" + "#" * (2 * 1024**2))
     assert main(["run", "--params", str(params), "--quiet"]) == 2
     _one_line(capsys, r"parameter files are at most 1 MiB")
+
+
+@pytest.mark.notebook
+def test_kernels_talk_over_private_unix_sockets_not_loopback_tcp(tmp_path):
+    """The kernels hold the patient table: their messages go over Unix sockets in the run's private 0700
+    folder (removed with it), not in plain text over loopback TCP ports any local user can reach."""
+    import nbformat
+    import papermill as pm
+
+    from rp2pr_eval.pipeline.batch import ipc_kernel_manager
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    manager = ipc_kernel_manager(private)(kernel_name="python3")
+    assert manager.transport == "ipc" and Path(manager.ip).parent == private
+    book = nbformat.v4.new_notebook()
+    book.cells = [nbformat.v4.new_code_cell(
+        "import json, ipykernel.kernelapp as k\nprint(json.dumps(k.IPKernelApp.instance().transport))")]
+    nbformat.write(book, tmp_path / "in.ipynb")
+    pm.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                        progress_bar=False, kernel_manager_class=ipc_kernel_manager(private))
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert out.cells[0].outputs[0]["text"].strip() == '"ipc"'
+    assert list(private.iterdir()) == []           # the sockets are gone with the kernel

@@ -162,15 +162,45 @@ def plan_jobs(config: RunConfig, *, params_file: Path, staging: Path) -> tuple[l
     return jobs, summary
 
 
-def _execute(job: NotebookJob, staging: Path) -> NotebookJob:
+_SOCKETS = threading.Lock()
+_SOCKET_COUNT = [0]
+
+
+def ipc_kernel_manager(folder: str | Path) -> type:
+    """A kernel manager whose kernel talks over Unix sockets in ``folder`` instead of loopback TCP.
+
+    The notebook kernels hold the patient table. Over TCP (jupyter_client's default) every message,
+    code and outputs, crosses the loopback interface in plain text on ports any local user can reach
+    (ipykernel >= 7.3 warns about it on each start). Unix sockets in the run's private 0700 folder are
+    reachable by the run's user only, need no encryption and are removed with the folder. Each kernel
+    gets its own short socket prefix (Unix socket paths are limited to about 104 bytes).
+    """
+    from jupyter_client import AsyncKernelManager
+
+    base = Path(folder)
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            with _SOCKETS:
+                _SOCKET_COUNT[0] += 1
+                n = _SOCKET_COUNT[0]
+            self.transport = "ipc"
+            self.ip = str(base / f"k{n}")
+
+    return IPCKernelManager
+
+
+def _execute(job: NotebookJob, staging: Path, private: Path | None = None) -> NotebookJob:
     import papermill as pm
 
     source = paths.notebooks_dir() / f"{job.template}.ipynb"
     target = staging / "notebooks" / f"{job.name}.ipynb"
     start = time.perf_counter()
+    engine = {} if private is None else {"kernel_manager_class": ipc_kernel_manager(private)}
     try:
         pm.execute_notebook(str(source), str(target), parameters=job.parameters, kernel_name="python3",
-                            progress_bar=False, log_output=False)
+                            progress_bar=False, log_output=False, **engine)
         # no cwd=: papermill would chdir the whole process, and with several notebooks in threads the
         # process could be left in a folder that is then removed (the notebooks need no working folder)
         _export_html(target)
@@ -284,14 +314,14 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
     _kernel_environment()
     bar = _progress(len(jobs) + (summary is not None), progress)
     pool = ThreadPoolExecutor(max_workers=max(1, config.jobs))
-    futures = [pool.submit(_execute, job, staging) for job in jobs]
+    futures = [pool.submit(_execute, job, staging, private) for job in jobs]
     try:
         for fut in as_completed(futures):
             job = fut.result()
             bar.update(1)
             bar.set_postfix_str(f"{job.name}: {job.status}")
         if summary is not None:
-            futures.append(pool.submit(_execute, summary, staging))
+            futures.append(pool.submit(_execute, summary, staging, private))
             futures[-1].result()
             bar.update(1)
     except BaseException:
