@@ -406,6 +406,9 @@ def test_report_marks_p_values_the_validation_did_not_support(finished_run):
     assert "<strong>descriptive</strong>" in standing["Logistic DiD (case-mix)"]
     assert "<td>validated</td>" in standing["ANCOVA (primary)"]
     assert "href='docs/methods/validation.html'" in quote and (finished_run / "docs/methods/validation.html").is_file()
+    # the notebook list names each notebook in words, its job name beside it
+    assert ("Outcome analysis: Any anti-cancer treatment</a> (<code>10_outcome_analysis__active_treatment</code>)"
+            in page)
 
 
 def test_tables_use_labels_and_units(finished_run):

@@ -71,9 +71,10 @@ def _standing(estimator: str, inference: str, size: tuple[float, ...] | None,
         reason = ("size " + " / ".join(f"{s:.3f}" for s in size) + ", coverage "
                   + " / ".join(f"{c:.3f}" for c in coverage) + " at full ILCOP volumes (docs/methods/validation.md)")
     else:
-        reason = (why_not or "outside the target") + ": size " + " / ".join(f"{s:.3f}" for s in size) \
-            + ", coverage " + " / ".join(f"{c:.3f}" for c in coverage) \
-            + f" (target {SIZE_BOUNDS[0]:.2f}-{SIZE_BOUNDS[1]:.2f} and {COVERAGE_BOUNDS[0]:.2f}-{COVERAGE_BOUNDS[1]:.2f})"
+        reason = ("size " + " / ".join(f"{s:.3f}" for s in size) + ", coverage "
+                  + " / ".join(f"{c:.3f}" for c in coverage)
+                  + f" at full ILCOP volumes, outside the target (size {SIZE_BOUNDS[0]:.2f}-{SIZE_BOUNDS[1]:.2f}, "
+                  f"coverage {COVERAGE_BOUNDS[0]:.2f}-{COVERAGE_BOUNDS[1]:.2f})" + (f": {why_not}" if why_not else ""))
     return PValueStanding(estimator, inference, "validated" if ok else "descriptive", size, coverage, reason)
 
 

@@ -282,13 +282,28 @@ def write_report(run_dir: str | Path, *, title: str = "ILCOP evaluation run") ->
     for nb in manifest.get("notebooks", []):
         link = nb.get("html") or nb.get("ipynb")
         if link and (run_dir / link).exists():
-            p.append(f"<li><a href='{html.escape(link)}'>{html.escape(nb['name'])}</a> — {html.escape(nb['status'])}</li>")
+            p.append(f"<li><a href='{html.escape(link)}'>{html.escape(notebook_title(nb['name']))}</a> "
+                     f"(<code>{html.escape(nb['name'])}</code>) — {html.escape(nb['status'])}</li>")
     for path in sorted((run_dir / "tables").glob("*.html")) if (run_dir / "tables").is_dir() else []:
         p.append(f"<li><a href='tables/{html.escape(path.name)}'>{html.escape(path.stem.replace('_', ' '))}</a></li>")
     p.append("</ul></body></html>\n")
     out = run_dir / "index.html"
     out.write_text("\n".join(p), encoding="utf-8")
     return out
+
+
+_NOTEBOOK_TITLES = {"00_data_checks": "Data checks", "01_descriptives": "Descriptive tables and flow",
+                    "10_outcome_analysis": "Outcome analysis", "20_summary": "Summary across outcomes",
+                    "30_power": "Power for the next trial"}
+
+
+def notebook_title(name: str) -> str:
+    """A notebook job's name in words: ``10_outcome_analysis__cns_seen`` -> "Outcome analysis: Seen by …"."""
+    template, _, outcome = name.partition("__")
+    title = _NOTEBOOK_TITLES.get(template, template)
+    if outcome:
+        title += ": " + (OUTCOMES[outcome].label if outcome in OUTCOMES else outcome)
+    return title
 
 
 def standing_html(summary, run_dir: str | Path) -> str:
