@@ -578,6 +578,19 @@ def test_plot_randomisation_histogram_line_and_p():
 
 
 @pytest.mark.fixture
+def test_plot_randomisation_of_a_ratio_has_plain_ratio_ticks():
+    """Waiting times: the ratio of geometric means on a log axis labelled 0.9, 1, 1.1 (not 9 x 10^-1, 10^0)."""
+    draws = np.exp(np.random.default_rng(6).normal(0, 0.05, 4000))
+    ax = plot_randomisation(1.002, draws, p_value=0.98, label="ratio", log_scale=True)
+    assert ax.get_xscale() == "log"
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert "1" in ticks and "0.9" in ticks and not any("10^" in t or "times" in t for t in ticks), ticks
+    assert not [t for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    with pytest.raises(ValueError, match="positive statistic"):
+        plot_randomisation(-0.1, draws - 1, log_scale=True)
+
+
+@pytest.mark.fixture
 def test_plots_draw_on_the_given_axes(panels, effects, event_frame):
     by_year, _ = panels
     fig, axes = plt.subplots(1, 3)

@@ -69,9 +69,7 @@ def outcome_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
                 mids = (np.asarray(h["edges"][:-1]) + np.asarray(h["edges"][1:])) / 2
                 draws = np.repeat(mids, h["counts"])
             observed, draws, xlabel, log_x = _randomisation_units(analysis, float(r["observed"]), np.asarray(draws))
-            ax = fg.plot_randomisation(observed, draws, p_value=r["p_value"], label=xlabel)
-            if log_x:
-                ax.set_xscale("log")
+            ax = fg.plot_randomisation(observed, draws, p_value=r["p_value"], label=xlabel, log_scale=log_x)
             out["randomisation"] = ax.figure
         if analysis.trust_effects is not None and len(analysis.trust_effects):
             ax = fg.plot_caterpillar(analysis.trust_effects)

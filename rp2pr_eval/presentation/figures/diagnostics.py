@@ -12,6 +12,7 @@ from rp2pr_eval.presentation.figures._common import (
     ARMS,
     check_arms,
     format_p,
+    log_ticks,
     new_axes,
     require_columns,
 )
@@ -81,6 +82,7 @@ def plot_randomisation(
     p_value: float | None = None,
     ax: Axes | None = None,
     label: str | None = None,
+    log_scale: bool = False,
 ) -> Axes:
     """Histogram of a randomisation (permutation) distribution with the observed statistic.
 
@@ -100,6 +102,9 @@ def plot_randomisation(
         Axes to draw on; a new figure when ``None``.
     label : str, optional
         x-axis label (the statistic and its unit); default ``"Statistic"``.
+    log_scale : bool
+        A ratio statistic (positive ``observed`` and ``draws``, e.g. a ratio of geometric means): log
+        x axis with plain ratio ticks (0.9, 1, 1.1), not powers of ten.
 
     Returns
     -------
@@ -114,6 +119,8 @@ def plot_randomisation(
         raise ValueError(f"{func}: draws must be an array of numbers") from None
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise ValueError(f"{func}: draws must be a non-empty array of finite numbers")
+    if log_scale and (observed <= 0 or np.any(values <= 0)):
+        raise ValueError(f"{func}: log_scale=True needs a positive statistic (a ratio); got values <= 0")
     if p_value is not None and (
         isinstance(p_value, bool) or not isinstance(p_value, (int, float, np.floating)) or not 0 <= p_value <= 1
     ):
@@ -128,6 +135,8 @@ def plot_randomisation(
         ax.text(1.0, 1.02, f"p = {format_p(p_value)}" if p_value >= 0.001 else "p < 0.001",
                 transform=ax.transAxes, ha="right", va="bottom", gid="p-value")
     ax.set_ylim(0, 1.05 * float(np.max(counts)))
+    if log_scale:
+        log_ticks(ax, max_ticks=6)
     ax.set_xlabel(label if label is not None else "Statistic")
     ax.set_ylabel("Number of re-randomisations")
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), borderaxespad=0.2, ncols=1)
