@@ -167,3 +167,37 @@ def test_save_primary_trends_saves_the_figure_or_says_why_not(small_patients, tm
     assert isinstance(none, rp.report.NoFigure)
     assert none._repr_markdown_() == "*No trends figure: no primary outcome is among this run's outcomes.*"
     assert not out.exists()
+
+
+@pytest.mark.fixture
+def test_flow_diagram_arrows_join_the_boxes_and_cross_no_text(bundled_patients):
+    """Every arrow of the flow diagram starts and ends at a box's outline: it enters no box (before, the
+    lines to the arms crossed "80 trusts in 40 pairs") and its head touches the box it points to
+    (before, the arrows to the exclusion boxes stopped ~15 mm short). No text overlaps."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.path import Path as MplPath
+
+    from rp2pr_eval.data.flow import flow_counts
+    from rp2pr_eval.presentation.figures.flow import plot_flow_diagram
+
+    fig = plot_flow_diagram(flow_counts(bundled_patients))
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    boxes = [t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts
+             if t.get_bbox_patch() is not None and t.get_text()]
+    arrows = [t.arrow_patch for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    assert len(arrows) >= 9
+    for arrow in arrows:
+        path = arrow.get_path()
+        points = np.array([v for v, code in zip(path.vertices, path.codes) if code != MplPath.CLOSEPOLY])
+        for b in boxes:
+            inside = (points[:, 0] > b.x0 + 1) & (points[:, 0] < b.x1 - 1) & (points[:, 1] > b.y0 + 1) & (points[:, 1] < b.y1 - 1)
+            assert not inside.any(), (points, b)
+        near = [b for b in boxes if any(b.x0 - 4 <= x <= b.x1 + 4 and b.y0 - 4 <= y <= b.y1 + 4 for x, y in points)]
+        assert near, f"an arrow ending at {points[-1]} touches no box"
+    _assert_clean(fig, "flow diagram")
+    height_mm = fig.get_size_inches()[1] * 25.4
+    lowest = min(b.y0 for b in boxes) / fig.dpi * 25.4
+    assert lowest < 0.06 * height_mm, f"{lowest:.0f} mm of empty space at the foot of a {height_mm:.0f} mm figure"
