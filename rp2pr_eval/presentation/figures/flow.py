@@ -13,7 +13,12 @@ import numpy as np
 import pandas as pd
 
 from rp2pr_eval.presentation.disclosure import DisclosurePolicy
-from rp2pr_eval.presentation.figures.style import ARM_COLOURS, ARM_LABELS, NEUTRAL_COLOUR, figure_size
+from rp2pr_eval.presentation.figures.style import (
+    ARM_COLOURS,
+    ARM_LABELS,
+    NEUTRAL_COLOUR,
+    figure_size,
+)
 from rp2pr_eval.presentation.flow import flow_table, load_flow
 from rp2pr_eval.study.design import StudyDesign, resolve_design
 from rp2pr_eval.study.outcomes import OUTCOMES
