@@ -114,19 +114,17 @@ def test_no_import_cycles():
             visit(m)
 
 
-# presentation: split by the presentation work
-KNOWN_LONG = {"rp2pr_eval.presentation.tables", "rp2pr_eval.presentation.disclosure"}
-
-
 def test_no_module_over_600_lines_without_a_reason():
-    """A long module says in its docstring why it is one file (``Length:`` paragraph)."""
+    """A long file says in its docstring why it is one file (``Length:`` paragraph).
+
+    Measured file by file: a package's ``__init__.py`` and each of its modules on their own (a split
+    package such as ``presentation/disclosure/`` or ``presentation/tables/`` passes when every file does).
+    """
     long = []
     for module, path in MODULES.items():
-        if module in KNOWN_LONG:
-            continue
         text = path.read_text(encoding="utf-8")
         n = len(text.splitlines())
         doc = ast.get_docstring(ast.parse(text)) or ""
         if n > MAX_LINES and "Length:" not in doc:
-            long.append(f"{module}: {n} lines")
+            long.append(f"{path.relative_to(ROOT)}: {n} lines")
     assert not long, "\n".join(long)

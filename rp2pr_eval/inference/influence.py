@@ -114,12 +114,11 @@ def leave_one_pair_out(
         raise DataError(f"leave_one_pair_out: needs at least 3 pairs, the data have {len(pairs)}")
     rows = _refit_trust_values(patients, outcome, estimator, full, pairs, design=design, cluster=cluster)
     if rows is None:        # any other estimator: refit on the patient table without each pair
-        pair_col = patients["pair_id"].to_numpy()
-        rows = []
-        for pair in pairs:
-            e = _check_effect(estimator(patients.loc[pair_col != pair], outcome, design=design, cluster=cluster), name)
-            rows.append({"pair_id": pair, "estimate": e.estimate, "se": e.se, "ci_low": e.ci_low, "ci_high": e.ci_high,
-                         "p_value": e.p_value})
+        def refit(data: pd.DataFrame) -> dict:
+            e = _check_effect(estimator(data, outcome, design=design, cluster=cluster), name)
+            return {k: getattr(e, k) for k in _REFIT_STATISTICS}
+
+        rows = _without_each_pair(patients, pairs, refit)
     for row in rows:
         row["arm"] = arms[row["pair_id"]]
     frame = pd.DataFrame(rows)[["pair_id", "arm", "estimate", "se", "ci_low", "ci_high", "p_value"]]
@@ -133,6 +132,17 @@ def leave_one_pair_out(
                          full_ci_high=full.ci_high, jackknife_se=jack, outcome=full.outcome, estimator=name,
                          seconds=time.perf_counter() - t0)
     return frame
+
+
+#: What each leave-one-pair-out refit reports.
+_REFIT_STATISTICS = ("estimate", "se", "ci_low", "ci_high", "p_value")
+
+
+def _without_each_pair(frame: pd.DataFrame, pairs: list, fit: Callable[[pd.DataFrame], dict]) -> list[dict]:
+    """``fit`` on ``frame`` without each pair in turn (the rows of both its trusts): one row per pair,
+    ``pair_id`` and the statistics ``fit`` returns."""
+    pair_of = frame["pair_id"].to_numpy()
+    return [{"pair_id": pair, **fit(frame.loc[pair_of != pair])} for pair in pairs]
 
 
 #: Estimators whose refit without a pair is a refit of the full data's trust × period values without that
@@ -162,14 +172,13 @@ def _refit_trust_values(patients: pd.DataFrame, outcome: str, estimator: Callabl
         spec = spec_from_panel(panel, prep.entry.name, name, design=design, cluster=cluster)
         t = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov="CR2",
                 names=spec.names).t_test(spec.coef_name, level=full.level)
-        return {k: t[k] for k in ("estimate", "se", "ci_low", "ci_high", "p_value")}
+        return {k: t[k] for k in _REFIT_STATISTICS}
 
     check = fit(values)
     if not (np.isclose(check["estimate"], full.estimate, rtol=1e-9, atol=1e-12)
             and np.isclose(check["se"], full.se, rtol=1e-9, atol=1e-12)):
         return None
-    pair_of = values["pair_id"].to_numpy()
-    return [{"pair_id": pair, **fit(values.loc[pair_of != pair].reset_index(drop=True))} for pair in pairs]
+    return _without_each_pair(values, pairs, lambda panel: fit(panel.reset_index(drop=True)))
 
 
 def placebo_in_time(

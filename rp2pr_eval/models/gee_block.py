@@ -34,14 +34,18 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import linalg, sparse, special
+from scipy import sparse, special
 
 from rp2pr_eval.errors import DataError
-from rp2pr_eval.models.gee_solver import GeeConvergenceWarning, InfoSolver, check_separation, logit_start
+from rp2pr_eval.models.gee_solver import (
+    GeeConvergenceWarning,
+    check_separation,
+    halved_step,
+    logit_start,
+    scoring_step,
+)
 
 __all__ = ["BlockLayout", "BlockMoments", "block_summaries", "fit_block", "fit_block_beta"]
-
-_MAX_HALVINGS = 30
 
 
 class BlockLayout:
@@ -172,31 +176,19 @@ def fit_block_beta(lay, max_iter, tol, fixed_alphas=None):
     while True:
         alphas = tuple(fixed_alphas) if fixed_alphas is not None else mom.rho()
         check_alphas(lay, alphas)
-        u = mom.score(alphas)
-        try:
-            solver = InfoSolver(mom.info(alphas))
-        except (linalg.LinAlgError, ValueError) as exc:
-            raise DataError("block exchangeable GEE: the information matrix is singular at the current estimates; "
-                            "the covariates are probably collinear or the outcome (quasi-)separated") from exc
-        step = solver.solve(u)
-        norm2 = float(u @ step)
+        solver, step, norm2 = scoring_step(
+            mom, alphas, "block exchangeable GEE: the information matrix is singular at the current estimates; "
+                         "the covariates are probably collinear or the outcome (quasi-)separated")
         norm = np.sqrt(max(norm2, 0.0))
         converged = norm < tol
         if n_iter >= max_iter:
             break
-        lam = 1.0
-        for _ in range(_MAX_HALVINGS + 1):
-            cand = BlockMoments(lay, beta + lam * step)
-            if cand.finite():
-                uc = cand.score(alphas)
-                if np.all(np.isfinite(uc)) and solver.norm2(uc) < norm2:
-                    break
-            lam /= 2.0
-        else:
+        halved = halved_step(lambda b: BlockMoments(lay, b), beta, step, alphas, solver, norm2)
+        if halved is None:
             stalled = not converged
             break
+        lam, mom = halved
         beta = beta + lam * step
-        mom = cand
         n_iter += 1
         if converged:
             if fixed_alphas is None:

@@ -15,7 +15,8 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from rp2pr_eval.errors import DataError
 
 __all__ = ["ClusterLayout", "ClusterMoments", "GeeConvergenceWarning", "InfoSolver", "RhoRunaway", "check_separation", "cluster_summaries",
-           "fit_gee_beta", "fit_with_rho", "logit_start", "one_step_rho", "sandwich_set", "sandwiches"]
+           "fit_gee_beta", "fit_with_rho", "halved_step", "logit_start", "one_step_rho", "sandwich_set", "sandwiches",
+           "scoring_step"]
 
 #: Fitted probabilities closer than this to 0 or 1 signal (quasi-)separation.
 _SEPARATION_EPS = 1e-10
@@ -139,6 +140,40 @@ class InfoSolver:
 _MAX_HALVINGS = 30
 
 
+def scoring_step(mom, corr, singular_message: str):
+    """One Fisher-scoring direction at the moments ``mom`` and the working correlation ``corr``.
+
+    ``mom`` is a :class:`ClusterMoments` (``corr`` = rho) or a
+    :class:`~rp2pr_eval.models.gee_block.BlockMoments` (``corr`` = (α0, α1)). Returns
+    ``(solver, step, norm2)``: the :class:`InfoSolver` of the information, the step ``I^{-1}U`` and the
+    squared decrement ``U' I^{-1} U``. A singular information raises DataError with ``singular_message``.
+    """
+    u = mom.score(corr)
+    try:
+        solver = InfoSolver(mom.info(corr))
+    except (linalg.LinAlgError, ValueError) as exc:
+        raise DataError(singular_message) from exc
+    step = solver.solve(u)
+    return solver, step, float(u @ step)
+
+
+def halved_step(moments_at, beta, step, corr, solver: InfoSolver, norm2: float):
+    """Step-halving on the decrement norm: the first ``lam`` in 1, 1/2, … (at most 30 halvings) whose
+    moments ``moments_at(beta + lam * step)`` are finite with a smaller decrement norm (in the metric of
+    ``solver``, at ``corr``) than ``norm2``. Returns ``(lam, moments)``, or ``None`` when no halved step
+    reduces the norm (the iterate is at the floating-point floor, or the direction is useless).
+    """
+    lam = 1.0
+    for _ in range(_MAX_HALVINGS + 1):
+        cand = moments_at(beta + lam * step)
+        if cand.finite():
+            uc = cand.score(corr)
+            if np.all(np.isfinite(uc)) and solver.norm2(uc) < norm2:
+                return lam, cand
+        lam /= 2.0
+    return None
+
+
 def fit_gee_beta(X, y, sizes, cov_struct, max_iter, tol, _trace=None, _fixed_rho=None):
     """Fit beta (and the exchangeable rho) by our own Fisher scoring.
 
@@ -171,17 +206,11 @@ def fit_gee_beta(X, y, sizes, cov_struct, max_iter, tol, _trace=None, _fixed_rho
         if exchangeable:
             _check_rho(rho, n_max, rho_path)
             rho_path.append(rho)
-        u = mom.score(rho)
-        try:
-            solver = InfoSolver(mom.info(rho))
-        except (linalg.LinAlgError, ValueError) as exc:
-            raise DataError(
-                "GEE: the information matrix sum_i D_i' V_i^-1 D_i is singular at the current "
-                "estimates; the covariates are probably collinear within the fitted "
-                "probabilities or the outcome is (quasi-)separated"
-            ) from exc
-        step = solver.solve(u)
-        norm2 = float(u @ step)
+        solver, step, norm2 = scoring_step(
+            mom, rho,
+            "GEE: the information matrix sum_i D_i' V_i^-1 D_i is singular at the current "
+            "estimates; the covariates are probably collinear within the fitted "
+            "probabilities or the outcome is (quasi-)separated")
         norm = np.sqrt(max(norm2, 0.0))
         if _trace is not None:
             _trace.append((n_iter, rho, norm, beta.copy()))
@@ -194,21 +223,12 @@ def fit_gee_beta(X, y, sizes, cov_struct, max_iter, tol, _trace=None, _fixed_rho
         # information, at the current rho) of the estimating function. Once
         # converged, the step already computed is still taken (its size is
         # ~tol model-based SEs) and rho refreshed: a free extra iteration.
-        lam = 1.0
-        for _ in range(_MAX_HALVINGS + 1):
-            cand = ClusterMoments(lay, beta + lam * step)
-            if cand.finite():
-                uc = cand.score(rho)
-                if np.all(np.isfinite(uc)) and solver.norm2(uc) < norm2:
-                    break
-            lam /= 2.0
-        else:
-            # No step along the Fisher direction reduces the norm: the iterate
-            # is at the floating-point floor (or the direction is useless).
+        halved = halved_step(lambda b: ClusterMoments(lay, b), beta, step, rho, solver, norm2)
+        if halved is None:
             stalled = not converged
             break
+        lam, mom = halved
         beta = beta + lam * step
-        mom = cand
         n_iter += 1
         if converged:
             if exchangeable and _fixed_rho is None:

@@ -30,7 +30,7 @@ from scipy import linalg, optimize, stats
 
 from rp2pr_eval.models.glmm_data import GlmmData, mv, prepare_data, tmv
 from rp2pr_eval.models.glmm_likelihood import SD_MAX, SD_MIN, AghqObjective, GlmStart, check_separation, glm_start
-from rp2pr_eval.models.glmm_optim import num_hessian, preconditioner, profile_sd
+from rp2pr_eval.models.glmm_optim import num_hessian, preconditioner, profile_sd, step_halving
 from rp2pr_eval.models.glmm_vb import GlmmVbFit, fit_glmm_logit_vb
 
 __all__ = [
@@ -410,18 +410,19 @@ def fit_glmm_logit(
                 f"{decrement:.3g} > tol={tol:g}"
             )
             break
-        t = 1.0
-        for _half in range(40):
-            theta_new = theta + t * (T @ step)
+        direction = T @ step
+
+        def candidate(t):
+            theta_new = theta + t * direction
             theta_new[k] = min(theta_new[k], tau_hi)
-            ll_new = obj(theta_new, grad=False, b0=cache["b"], keep=False)  # type: ignore[arg-type]
-            if ll_new >= ll - 1e-12 * scale:
-                break
-            t *= 0.5
-        else:
+            return theta_new
+
+        found = step_halving(
+            candidate, lambda th: obj(th, grad=False, b0=cache["b"], keep=False) >= ll - 1e-12 * scale, 40)  # type: ignore[arg-type]
+        if found is None:
             message = "the line search failed to increase the log-likelihood"
             break
-        theta = theta_new
+        t, theta = found
         ll, gr = evaluate(theta)
         n_iter += 1
         if theta[k] >= tau_hi - 1e-3:

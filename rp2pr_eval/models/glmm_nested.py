@@ -34,6 +34,7 @@ from rp2pr_eval.errors import DataError
 from rp2pr_eval.models.glmm import GlmmBoundaryWarning, GlmmConvergenceWarning
 from rp2pr_eval.models.glmm_data import GlmmData, factorize_labels, gram_blocked, group_values, mv, prepare_data
 from rp2pr_eval.models.glmm_likelihood import SD_MAX, SD_MIN, check_separation, glm_start
+from rp2pr_eval.models.glmm_optim import step_halving
 from rp2pr_eval.models.glmm_tree import (
     Adaptation,
     LaplaceObjective,
@@ -232,17 +233,18 @@ def _laplace(d, tree, theta0, T, tol, max_iter):
         if dec <= tol:
             converged = True
             break
-        t = 1.0
-        for _half in range(40):
-            th_new = theta + t * (T @ step)
+        direction = T @ step
+
+        def candidate(t):
+            th_new = theta + t * direction
             th_new[k:] = np.minimum(th_new[k:], hi)
-            if obj(th_new, grad=False, keep=False, u0=u_keep) >= ll - 1e-12 * scale:
-                break
-            t *= 0.5
-        else:
+            return th_new
+
+        found = step_halving(candidate, lambda th: obj(th, grad=False, keep=False, u0=u_keep) >= ll - 1e-12 * scale, 40)
+        if found is None:
             message = "the line search failed to increase the log-likelihood"
             break
-        theta = th_new
+        t, theta = found
         ll, gr = evaluate(theta)
         u_keep = [v.copy() for v in obj.u]
         n_iter += 1
@@ -279,18 +281,17 @@ def _aghq(d, tree, lap: LaplaceObjective, theta, H_lap, n_quad, tol, max_iter):
         if dec <= tol:
             converged = True
             break
-        t = 1.0
-        for _half in range(30):
+
+        def candidate(t):
             th_new = theta + t * step
             ad_new = adapt(th_new)
-            ll_new = aq(th_new, ad_new, grad=False)
-            if ll_new >= ll - 1e-10 * (1 + abs(ll)):
-                break
-            t *= 0.5
-        else:
+            return th_new, ad_new, aq(th_new, ad_new, grad=False)
+
+        found = step_halving(candidate, lambda trial: trial[2] >= ll - 1e-10 * (1 + abs(ll)), 30)
+        if found is None:
             message = "the line search failed to increase the log-likelihood"
             break
-        theta, ad = th_new, ad_new
+        theta, ad, _ = found[1]
         ll, gr = aq(theta, ad)
     else:
         message = f"max_iter={max_iter} iterations reached"

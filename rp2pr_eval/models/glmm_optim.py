@@ -1,5 +1,6 @@
 """Optimisation helpers of :func:`rp2pr_eval.models.glmm.fit_glmm_logit`: preconditioning, the numerical
-Hessian of the AGHQ log-likelihood, and the profile-likelihood interval for the random-intercept SD."""
+Hessian of the AGHQ log-likelihood, the profile-likelihood interval for the random-intercept SD, and the
+step-halving line search of the Newton polishing (shared with :mod:`rp2pr_eval.models.glmm_nested`)."""
 from __future__ import annotations
 
 import math
@@ -13,9 +14,26 @@ from scipy import linalg, optimize, stats
 from rp2pr_eval.models.glmm_data import GlmmData
 from rp2pr_eval.models.glmm_likelihood import SD_MAX, SD_MIN, AghqObjective, GlmStart
 
-__all__ = ["N_THREADS", "num_hessian", "preconditioner", "profile_beta", "profile_sd"]
+__all__ = ["N_THREADS", "num_hessian", "preconditioner", "profile_beta", "profile_sd", "step_halving"]
 
 N_THREADS = max(1, min(2, os.cpu_count() or 1))  # threads for the numerical Hessian
+
+
+def step_halving(candidate, accept, n_halvings: int):
+    """Step-halving line search: the first ``t`` in 1, 1/2, 1/4, … (``n_halvings`` tries) with ``accept(candidate(t))``.
+
+    ``candidate(t)`` builds the trial point of step length ``t`` (e.g. ``theta + t * direction``, clamped);
+    ``accept`` says whether it does not decrease the log-likelihood (within the caller's tolerance).
+    Returns ``(t, candidate(t))``, or ``None`` when no tried step is accepted (the caller reports "the
+    line search failed to increase the log-likelihood").
+    """
+    t = 1.0
+    for _ in range(n_halvings):
+        trial = candidate(t)
+        if accept(trial):
+            return t, trial
+        t *= 0.5
+    return None
 
 
 def preconditioner(d: GlmmData, glm: GlmStart, sd0: float) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg, stats
@@ -48,28 +48,28 @@ from rp2pr_eval._options import BootWeights, check_option
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.models.gee_block import BlockLayout, BlockMoments, block_summaries, check_alphas
 from rp2pr_eval.models.gee_solver import ClusterLayout, ClusterMoments, check_separation, cluster_summaries
-from rp2pr_eval.models.wild import as_rng, bootstrap_weights, cluster_codes, invert_symmetric_test
+from rp2pr_eval.models.wild import (
+    BootstrapTestResult,
+    as_rng,
+    bootstrap_weights,
+    cluster_codes,
+    invert_symmetric_test,
+)
 
 __all__ = ["ScoreBootstrapResult", "score_bootstrap_logit", "score_t_draws"]
 
 _TIE_RTOL = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreBootstrapResult:
-    """Result of :func:`score_bootstrap_logit`: the score statistic, its bootstrap p-values and the inverted CI."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoreBootstrapResult(BootstrapTestResult):
+    """Result of :func:`score_bootstrap_logit`: the score statistic, its bootstrap p-values and the inverted CI.
 
-    h0: float
+    The fields of :class:`~rp2pr_eval.models.wild.BootstrapTestResult` (``t_draws`` are bootstrap score
+    statistics) and ``score_stat``, the observed score statistic under ``β_j = h0``.
+    """
+
     score_stat: float
-    p_value: float
-    p_value_equal_tail: float
-    ci_low: float
-    ci_high: float
-    level: float
-    n_boot: int
-    boot_weights: str
-    n_clusters: int
-    t_draws: np.ndarray = field(repr=False, compare=False)
 
 
 def score_t_draws(s_g: np.ndarray, B_g: np.ndarray, j: int, V: np.ndarray) -> tuple[float, np.ndarray]:

@@ -25,7 +25,7 @@ from scipy import optimize, stats
 from rp2pr_eval._options import BootWeights, check_option
 from rp2pr_eval.errors import DataError
 
-__all__ = ["WildBootstrapResult", "bootstrap_weights", "wild_cluster_bootstrap_linear"]
+__all__ = ["BootstrapTestResult", "WildBootstrapResult", "bootstrap_weights", "wild_cluster_bootstrap_linear"]
 
 # Rows of the (B × G) weight matrix handled at once: keeps each working array
 # (chunk × G float64) near 8 MB whatever n_boot is.
@@ -42,17 +42,15 @@ _MAMMEN_HIGH = (_SQRT5 + 1.0) / 2.0           # ≈ 1.618
 _MAMMEN_P_LOW = (_SQRT5 + 1.0) / (2.0 * _SQRT5)  # ≈ 0.724
 
 
-@dataclass(frozen=True, slots=True)
-class WildBootstrapResult:
-    """Result of a restricted wild cluster bootstrap-t test of ``β_j = h0``.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BootstrapTestResult:
+    """What every restricted wild cluster bootstrap test of ``β_j = h0`` reports (keyword-only fields).
+
+    The common part of :class:`WildBootstrapResult` (bootstrap-t of a linear model) and
+    :class:`~rp2pr_eval.models.score_bootstrap.ScoreBootstrapResult` (score bootstrap of a logit).
 
     Attributes
     ----------
-    estimate, se
-        WLS/OLS estimate of ``β_j`` and its CR1 cluster-robust standard error
-        (CR0 when ``small_sample=False``).
-    t_stat
-        ``(estimate - h0) / se``.
     p_value
         Symmetric two-sided bootstrap p-value, share of draws with ``|t*| ≥ |t|``.
     p_value_equal_tail
@@ -65,13 +63,10 @@ class WildBootstrapResult:
     n_boot, boot_weights, h0, n_clusters
         Number of draws, weight distribution, null value, number of clusters.
     t_draws
-        The ``n_boot`` bootstrap t statistics under ``β_j = h0``, in the row
+        The ``n_boot`` bootstrap statistics under ``β_j = h0``, in the row
         order of the weight matrix (for Romano–Wolf step-down adjustment).
     """
 
-    estimate: float
-    se: float
-    t_stat: float
     p_value: float
     p_value_equal_tail: float
     ci_low: float
@@ -82,6 +77,26 @@ class WildBootstrapResult:
     h0: float
     n_clusters: int
     t_draws: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WildBootstrapResult(BootstrapTestResult):
+    """Result of a restricted wild cluster bootstrap-t test of ``β_j = h0`` (:func:`wild_cluster_bootstrap_linear`).
+
+    The fields of :class:`BootstrapTestResult` (``t_draws`` are bootstrap t statistics) and:
+
+    Attributes
+    ----------
+    estimate, se
+        WLS/OLS estimate of ``β_j`` and its CR1 cluster-robust standard error
+        (CR0 when ``small_sample=False``).
+    t_stat
+        ``(estimate - h0) / se``.
+    """
+
+    estimate: float
+    se: float
+    t_stat: float
 
 
 def as_rng(rng: object) -> np.random.Generator:
