@@ -236,8 +236,10 @@ def test_leave_one_pair_out_figure_scale(small_patients):
     frame = rp.leave_one_pair_out(small_patients, "days_referral_to_treatment")
     ax = rp.figures.plot_leave_one_pair_out(frame, scale="log_ratio")
     xs = np.concatenate([line.get_xdata() for line in ax.lines if len(line.get_xdata()) > 2])
-    assert np.allclose(np.sort(xs), np.sort(frame["estimate"].to_numpy()))                 # not ×100
-    assert ax.get_xlabel() == "Estimate without the pair (log ratio)"
+    assert np.allclose(np.sort(xs), np.sort(np.exp(frame["estimate"].to_numpy())))         # ratios, not log ratios
+    assert ax.get_xlabel() == "Ratio (intervention / control), pair left out"
+    assert ax.get_xscale() == "log" and 1 in list(ax.get_xticks())
+    assert any(list(line.get_xdata()) == [1.0, 1.0] for line in ax.lines)                  # reference line at 1
     ax = rp.figures.plot_leave_one_pair_out(frame.assign(outcome="x"))
     assert "percentage points" in ax.get_xlabel()
 

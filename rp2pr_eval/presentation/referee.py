@@ -70,26 +70,19 @@ def referee_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
     if checks is not None:
         label = analysis.label
         if checks.parallel_trends:
-            results = list(checks.parallel_trends.values())
-            with fg.style(size="double"):
-                fig = fg.new_figure(figsize=fg.figure_size("double", aspect=0.45))   # outside pyplot
-                axes = fig.subplots(1, len(results), squeeze=False)
-                for ax, result in zip(axes[0], results):
-                    fg.plot_sensitivity(result, ax=ax, label=label)
-                    ax.set_title(f"{label}: {result.target}\n{result.restriction.replace('_', ' ')} ({result.method})")
-            out["sensitivity"] = fig
+            out["sensitivity"] = _sensitivity_figure(list(checks.parallel_trends.values()), label)
         interaction = checks.interaction_with_points()
         if interaction is not None and interaction.details.get("points"):
             with fg.style(size="single"):
                 ax = fg.plot_effect_modification(interaction, label=label)
+                ax.figure.set_size_inches(fg.figure_size("single", aspect=1.0))   # room for the legend below
                 withheld = int(interaction.details.get("points_withheld", 0))
                 if withheld:
                     ax.set_xlabel(f"{ax.get_xlabel()}\n(not shown, small counts: {withheld} trusts)")
             out["effect_modification"] = ax.figure
         if checks.leave_one_pair_out is not None and len(checks.leave_one_pair_out):
-            with fg.style(size="single"):
+            with fg.style(size="single"):       # 85 mm wide, as tall as the 40 pairs' rows need
                 ax = fg.plot_leave_one_pair_out(checks.leave_one_pair_out, label=label, scale=checks.scale)
-                ax.figure.set_size_inches(fg.figure_size("single", aspect=1.5))
             out["leave_one_pair_out"] = ax.figure
     if figures_dir is not None:
         for kind, fig in out.items():
@@ -98,6 +91,26 @@ def referee_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
     if close:
         _close(out)
     return out
+
+
+def _sensitivity_figure(results: list, label: str):
+    """Both restrictions side by side at 170 mm: the outcome and target as the figure's title, one legend."""
+    from rp2pr_eval.presentation import figures as fg
+    from rp2pr_eval.presentation.figures.style import SMALL_FONT_PT
+
+    with fg.style(size="double"):
+        fig = fg.new_figure(figsize=fg.figure_size("double", aspect=0.5))   # outside pyplot
+        axes = fig.subplots(1, len(results), squeeze=False)[0]
+        handles: dict[str, object] = {}
+        for ax, result in zip(axes, results):
+            fg.plot_sensitivity(result, ax=ax, label=label, legend=False)
+            ax.set_title(ax.get_title().split("\n", 1)[-1])          # the panel: restriction and breakdown
+            for handle, text in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(text, handle)
+        fig.suptitle(f"{label}: {results[0].target}")
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=len(handles),
+                   fontsize=SMALL_FONT_PT)
+    return fig
 
 
 def flow_figure(flow, figures_dir: str | Path | None = None, *, design: StudyDesign | None = None,

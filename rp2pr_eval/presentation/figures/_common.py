@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import pandas as pd
 
 from rp2pr_eval.errors import DataError
@@ -138,3 +139,42 @@ def new_axes(ax: Axes | None) -> Axes:
     from rp2pr_eval.presentation.figures.canvas import new_figure
 
     return new_figure().add_subplot()
+
+
+#: Candidate ticks of a log (ratio) axis, coarsest first; :func:`log_ticks` takes the first tier giving enough.
+LOG_TICK_TIERS = (
+    (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100),
+    (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2, 3, 4, 5, 10),
+    (0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2),
+    tuple(np.round(np.arange(0.5, 2.0001, 0.05), 2)),
+)
+
+
+def log_ticks(ax: Axes, *, max_ticks: int = 8, axis: str = "x") -> None:
+    """Log axis (x or y) with plain-number ratio ticks: the coarsest set giving 4 (or ``max_ticks``) to ``max_ticks`` ticks."""
+    from matplotlib.ticker import (
+        FixedLocator,
+        FuncFormatter,
+        NullFormatter,
+        NullLocator,
+    )
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    chosen: tuple[float, ...] = ()
+    for tier in LOG_TICK_TIERS:
+        inside = tuple(t for t in tier if lo <= t <= hi)
+        if len(inside) > max_ticks and len(chosen) >= 2:
+            break
+        chosen = inside if len(inside) > len(chosen) else chosen
+        if len(inside) >= min(4, max_ticks):
+            break
+    if len(chosen) > max_ticks:         # thin to every k-th tick, keeping the null value 1 where shown
+        k = -(-len(chosen) // max_ticks)
+        anchor = chosen.index(1) if 1 in chosen else 0
+        chosen = tuple(t for i, t in enumerate(chosen) if (i - anchor) % k == 0)
+    target.set_major_locator(FixedLocator(chosen))
+    target.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    target.set_minor_locator(NullLocator())
+    target.set_minor_formatter(NullFormatter())

@@ -21,6 +21,7 @@ from rp2pr_eval.presentation.figures._common import (
     check_labels,
     format_number,
     format_p,
+    log_ticks,
     new_axes,
     require_columns,
 )
@@ -125,7 +126,7 @@ def plot_event_study(
     ax.annotate("ref.", (reference_year, null), xytext=(0, -9), textcoords="offset points", ha="center",
                 va="top", fontsize="small")
     if ratio:
-        _log_ticks(ax, axis="y")
+        log_ticks(ax, axis="y")
     years = np.sort(np.unique(np.append(frame["year"].to_numpy(dtype=float), reference_year))).astype(int)
     ax.set_xticks(years, labels=[str(v) for v in years])
     ax.set_xlabel("Audit year (first seen)")
@@ -353,7 +354,7 @@ def plot_forest(
                     elinewidth=0.9, capsize=0, gid=f"forest-{estimator}", label=shown, zorder=3)
     if spec.log_axis:
         # the plotting area is about a third of the figure's width; ~2 labels per inch fit
-        _log_ticks(ax, max_ticks=max(3, round(2.2 * 0.35 * ax.figure.get_figwidth())))
+        log_ticks(ax, max_ticks=max(3, round(2.2 * 0.35 * ax.figure.get_figwidth())))
     elif ax.figure.get_figwidth() < 4:
         from matplotlib.ticker import MaxNLocator
 
@@ -532,41 +533,3 @@ def _forest_text(
             header.append(head.rjust(6))
     texts = ["  ".join(parts) for parts in zip(*columns)]
     return texts, "  ".join(header)
-
-
-_LOG_TICK_TIERS = (
-    (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100),
-    (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2, 3, 4, 5, 10),
-    (0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2),
-    tuple(np.round(np.arange(0.5, 2.0001, 0.05), 2)),
-)
-
-
-def _log_ticks(ax: Axes, *, max_ticks: int = 8, axis: str = "x") -> None:
-    """Log x axis with plain-number ticks: the coarsest set giving 4 (or ``max_ticks``) to ``max_ticks`` ticks."""
-    from matplotlib.ticker import (
-        FixedLocator,
-        FuncFormatter,
-        NullFormatter,
-        NullLocator,
-    )
-
-    target = ax.xaxis if axis == "x" else ax.yaxis
-    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
-    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
-    chosen: tuple[float, ...] = ()
-    for tier in _LOG_TICK_TIERS:
-        inside = tuple(t for t in tier if lo <= t <= hi)
-        if len(inside) > max_ticks and len(chosen) >= 2:
-            break
-        chosen = inside if len(inside) > len(chosen) else chosen
-        if len(inside) >= min(4, max_ticks):
-            break
-    if len(chosen) > max_ticks:         # thin to every k-th tick, keeping the null value 1 where shown
-        k = -(-len(chosen) // max_ticks)
-        anchor = chosen.index(1) if 1 in chosen else 0
-        chosen = tuple(t for i, t in enumerate(chosen) if (i - anchor) % k == 0)
-    target.set_major_locator(FixedLocator(chosen))
-    target.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-    target.set_minor_locator(NullLocator())
-    target.set_minor_formatter(NullFormatter())
