@@ -13,7 +13,8 @@ folder and never a model fit, so the page and its PDF can be rebuilt from a copi
 * :data:`METHODS_IN_BRIEF` and :func:`copy_methods` — a few sentences per estimator family, and the
   methods registry (``docs/METHODS.md`` and ``docs/methods/*.md``) rendered to HTML into the run
   folder's ``docs/`` with mistune (the Markdown renderer nbconvert already uses), so its links work
-  offline;
+  offline (:func:`render_markdown`: GFM tables, with ``|`` inside a table's code spans escaped as GFM
+  requires and shown without the backslash mistune would keep);
 * :func:`data_quality_html` — the data-quality section: analysed patients by arm and period, the
   flow's notes, estimators that were not estimable or not applicable, and a link to the data-checks
   notebook.
@@ -166,6 +167,40 @@ _PAGE = ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{tit
          "code{{font-size:90%}}</style></head><body>{body}</body></html>\n")
 
 
+_CODE_SPAN = re.compile(r"`[^`\n]*`")
+_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+_TABLE = re.compile(r"<table>.*?</table>", re.S)
+_CODE = re.compile(r"<code>(.*?)</code>", re.S)
+
+
+def escape_table_code_pipes(markdown: str) -> str:
+    """Escape ``|`` inside code spans of Markdown table rows as ``\\|`` (as GFM requires).
+
+    In GFM a ``|`` splits a table cell even inside a code span (``(1|pair_id)``), so the row gets
+    too many cells and the table falls apart; the registry writes them as ``\\|`` and this makes sure
+    of it (an escaped pipe is left alone).
+    """
+    lines = markdown.split("\n")
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("|"):
+            lines[i] = _CODE_SPAN.sub(lambda m: _UNESCAPED_PIPE.sub(r"\\|", m.group(0)), line)
+    return "\n".join(lines)
+
+
+def _unescape_table_code_pipes(body: str) -> str:
+    """mistune keeps the backslash of ``\\|`` inside a table's code spans, where GFM shows ``|``: drop it."""
+    return _TABLE.sub(lambda t: _CODE.sub(lambda c: "<code>" + c.group(1).replace("\\|", "|") + "</code>",
+                                          t.group(0)), body)
+
+
+def render_markdown(markdown: str) -> str:
+    """A registry page's Markdown as HTML (mistune with GFM tables; ``|`` in a table's code spans kept)."""
+    import mistune
+
+    render = mistune.create_markdown(plugins=["table"])
+    return _unescape_table_code_pipes(render(escape_table_code_pipes(markdown)))
+
+
 @functools.lru_cache(maxsize=1)
 def rendered_methods() -> dict[str, str]:
     """The methods registry rendered to HTML: ``{"docs/METHODS.html": text, "docs/methods/x.html": …}``.
@@ -174,15 +209,12 @@ def rendered_methods() -> dict[str, str]:
     is not installed. The run's audit recognises these exact texts as the package's own
     documentation (its example counts are not results; :mod:`rp2pr_eval.pipeline.audit`).
     """
-    import mistune
-
     source = docs_dir()
     if source is None:
         return {}
-    render = mistune.create_markdown(plugins=["table"])
     out = {}
     for page in [source / "METHODS.md"] + sorted((source / "methods").glob("*.md")):
-        body = render(page.read_text(encoding="utf-8"))
+        body = render_markdown(page.read_text(encoding="utf-8"))
         body = re.sub(r"href=\"((?:methods/)?[A-Za-z0-9_]+)\.md(#[^\"]*)?\"",
                       lambda m: f"href=\"{m.group(1)}.html{m.group(2) or ''}\"", body)
         rel = "docs/" + page.relative_to(source).with_suffix(".html").as_posix()
@@ -259,5 +291,6 @@ def data_quality_html(run_dir: str | Path, manifest: dict) -> str:
     return "\n".join(out)
 
 
-__all__ = ["METHODS_IN_BRIEF", "copy_methods", "data_quality_html", "docs_dir", "estimator_label", "methods_html",
-           "patients_analysed", "patients_sentence", "read_flow", "rendered_methods", "truth_text", "truth_value"]
+__all__ = ["METHODS_IN_BRIEF", "copy_methods", "data_quality_html", "docs_dir", "escape_table_code_pipes",
+           "estimator_label", "methods_html", "patients_analysed", "patients_sentence", "read_flow", "render_markdown",
+           "rendered_methods", "truth_text", "truth_value"]
