@@ -255,42 +255,64 @@ def methods_html(run_dir: str | Path) -> str:
     return "\n".join(out)
 
 
-def data_quality_html(run_dir: str | Path, manifest: dict) -> str:
-    """The "Data quality" section from what the run saved (see the module docstring)."""
+def data_quality(run_dir: str | Path, manifest: dict) -> dict:
+    """The data-quality facts of the run (see the module docstring), for the page and the PDF alike.
+
+    Returns ``{"periods": [...], "rows": [(arm, [n or None per period]), ...], "notes": [...],
+    "checks": (name, html path) or None}``; ``rows`` is empty without a flow record, a withheld cell is
+    ``None``.
+    """
     run_dir = Path(run_dir)
-    out = ["<h2>Data quality</h2>"]
     counts = patients_analysed(run_dir)
     flow = read_flow(run_dir) or {}
+    periods: list[str] = []
+    rows: list[tuple[str, list]] = []
     if counts is not None:
-        symbol = "withheld"
         arms = list(dict.fromkeys(a for a, _ in counts["cells"]))
         periods = [p for p in ("pre", "during", "post") if any(q == p for _, q in counts["cells"])]
-        out.append("<table><tr><th>Patients analysed</th>" + "".join(f"<th>{html.escape(p)}</th>" for p in periods)
-                   + "</tr>")
-        for arm in arms:
-            cells = [counts["cells"].get((arm, p)) for p in periods]
-            out.append(f"<tr><td>{html.escape(arm)}</td>" + "".join(
-                f"<td class='n'>{symbol if v is None else f'{v:,}'}</td>" for v in cells) + "</tr>")
-        out.append("</table>")
-    notes = list(flow.get("notes", []))
+        rows = [(arm, [counts["cells"].get((arm, p)) for p in periods]) for arm in arms]
+    notes = [str(n) for n in flow.get("notes", [])]
     for key, what in (("not_estimable", "Not estimable"), ("not_applicable", "Not applicable")):
         for item in manifest.get(key) or []:
             notes.append(f"{what}: {item}")
     failed = [n["name"] for n in manifest.get("notebooks", []) if n.get("status") != "ok"]
     if failed:
         notes.append("Notebooks that failed: " + ", ".join(failed))
-    if notes:
-        out.append("<ul>" + "".join(f"<li>{html.escape(str(n))}</li>" for n in notes) + "</ul>")
-    else:
-        out.append("<p>No notes: every requested estimator was estimable and every notebook ran.</p>")
     checks = next((n for n in manifest.get("notebooks", []) if n.get("template") == "00_data_checks"), None)
-    if checks and checks.get("html") and (run_dir / checks["html"]).is_file():
-        out.append(f"<p>The data checks against the data contract and the national audit figures (completeness "
-                   f"by audit year, patients per trust, national rates), under the same disclosure control: "
-                   f"<a href='{html.escape(checks['html'])}'>{html.escape(checks['name'])}</a>.</p>")
+    found = (checks["name"], checks["html"]) if checks and checks.get("html") and (run_dir / checks["html"]).is_file() \
+        else None
+    return {"periods": periods, "rows": rows, "notes": notes, "checks": found}
+
+
+#: What the data-checks notebook holds, as the page and the PDF say it.
+DATA_CHECKS_TEXT = ("The data checks against the data contract and the national audit figures (completeness by audit "
+                    "year, patients per trust, national rates), under the same disclosure control")
+#: Said where the run has no data-quality note.
+NO_NOTES_TEXT = "No notes: every requested estimator was estimable and every notebook ran."
+
+
+def data_quality_html(run_dir: str | Path, manifest: dict) -> str:
+    """The "Data quality" section from what the run saved (see the module docstring)."""
+    facts = data_quality(run_dir, manifest)
+    out = ["<h2>Data quality</h2>"]
+    if facts["rows"]:
+        symbol = "withheld"
+        out.append("<table><tr><th>Patients analysed</th>" + "".join(
+            f"<th>{html.escape(p)}</th>" for p in facts["periods"]) + "</tr>")
+        for arm, cells in facts["rows"]:
+            out.append(f"<tr><td>{html.escape(arm)}</td>" + "".join(
+                f"<td class='n'>{symbol if v is None else f'{v:,}'}</td>" for v in cells) + "</tr>")
+        out.append("</table>")
+    if facts["notes"]:
+        out.append("<ul>" + "".join(f"<li>{html.escape(str(n))}</li>" for n in facts["notes"]) + "</ul>")
+    else:
+        out.append(f"<p>{NO_NOTES_TEXT}</p>")
+    if facts["checks"]:
+        name, page = facts["checks"]
+        out.append(f"<p>{DATA_CHECKS_TEXT}: <a href='{html.escape(page)}'>{html.escape(name)}</a>.</p>")
     return "\n".join(out)
 
 
-__all__ = ["METHODS_IN_BRIEF", "copy_methods", "data_quality_html", "docs_dir", "escape_table_code_pipes",
+__all__ = ["DATA_CHECKS_TEXT", "METHODS_IN_BRIEF", "NO_NOTES_TEXT", "copy_methods", "data_quality", "data_quality_html", "docs_dir", "escape_table_code_pipes",
            "estimator_label", "methods_html", "patients_analysed", "patients_sentence", "read_flow", "render_markdown",
            "rendered_methods", "truth_text", "truth_value"]
