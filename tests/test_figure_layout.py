@@ -222,3 +222,14 @@ def test_referee_figures_show_waiting_times_as_ratios(bundled_referee_figures):
     assert binary["leave_one_pair_out"].axes[0].get_xlabel().startswith("Risk difference (percentage points)")
     assert all("percentage points" in panel.get_ylabel() for panel in binary["sensitivity"].axes)
     assert " pp" in binary["leave_one_pair_out"].axes[0].get_title()
+
+
+@pytest.mark.fixture
+def test_flow_diagram_fits_at_print_size(bundled_patients, tmp_path):
+    """The flow diagram the referee module draws (170 mm): the analysed boxes were 5.55 pt (x-small)."""
+    from rp2pr_eval.presentation.referee import flow_figure, save_flow
+
+    table = save_flow(rp.flow_counts(bundled_patients, "active_treatment"), tmp_path)
+    fig = flow_figure(table)
+    assert fig.get_size_inches()[0] * 25.4 == pytest.approx(170)
+    _assert_clean(fig, "flow diagram")

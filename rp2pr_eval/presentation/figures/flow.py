@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from rp2pr_eval.presentation.disclosure import DisclosurePolicy
-from rp2pr_eval.presentation.figures.style import ARM_COLOURS, ARM_LABELS, NEUTRAL_COLOUR, figure_size
+from rp2pr_eval.presentation.figures.style import ARM_COLOURS, ARM_LABELS, NEUTRAL_COLOUR, SMALL_FONT_PT, figure_size
 from rp2pr_eval.presentation.flow import flow_table, load_flow
 from rp2pr_eval.study.design import StudyDesign, resolve_design
 from rp2pr_eval.study.outcomes import OUTCOMES
@@ -144,7 +144,7 @@ def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
             lines.append("Patients excluded")
             lines.extend(f"  {e}" for e in excluded)
         arrow(x, 0.40, x, 0.30)
-        ax.text(x, 0.29, "\n".join(lines), ha="center", va="top", fontsize="x-small", linespacing=1.35,
+        ax.text(x, 0.29, "\n".join(lines), ha="center", va="top", fontsize=SMALL_FONT_PT, linespacing=1.35,
                 bbox=dict(box, ec=colour))
     outcome = flow.attrs.get("outcome") if outcome is None else outcome
     entry = OUTCOMES.get(outcome) if outcome else None
