@@ -164,3 +164,16 @@ def overlap_findings(fig, *, tolerance_px: float = 0.5) -> list[str]:
             if inside.any():
                 findings.append(f"legend/data: a legend covers {int(inside.sum())} data point(s)")
     return findings
+
+
+def small_text_findings(fig, *, min_pt: float = 6.5) -> list[str]:
+    """Every visible text smaller than ``min_pt`` points at the figure's own (print) size.
+
+    The figures are saved at their print width (85 or 170 mm, no ``bbox_inches="tight"``), so a
+    text's font size in points is its printed size.
+    """
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return [f"small text: {kind} {t.get_text()!r} at {t.get_fontsize():.2f} pt"
+            for t, _, kind in collect_texts(fig, renderer) if t.get_fontsize() < min_pt - 1e-9]

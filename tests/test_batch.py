@@ -334,6 +334,11 @@ def test_report_page_shows_the_referee_checks_of_every_binary_outcome(finished_r
             assert f"{100 * r['effect_modification']:+.1f} pp" in row
         m = r["breakdown_relative_magnitudes"]
         assert (f"{m:.2f}" if np.isfinite(m) else "none found") in row
+    wait = summary.loc["days_referral_to_treatment"]          # a waiting time: ratios, as in its figures
+    section = page.split("<h2>Referee's checks</h2>", 1)[1]
+    row = next(line for line in section.split("<tr>") if line.startswith(f"<td>{wait['label']}</td>"))
+    assert f"{np.exp(wait['lopo_min']):.2f} (without {wait['lopo_min_pair']})" in row
+    assert f"all pairs {np.exp(wait['lopo_full']):.2f}" in row
 
 
 def test_report_page_states_patients_truth_methods_and_data_quality(finished_run, small_data, tmp_path):
@@ -437,16 +442,33 @@ def test_the_run_writes_the_report_as_one_pdf(finished_run):
 
     reader = PdfReader(finished_run / "report.pdf")
     figures = _figure_pages(finished_run)
-    assert len(figures) >= 8 and len(reader.pages) == 1 + len(figures)
-    first = " ".join(reader.pages[0].extract_text().split())
+    texts = [" ".join(page.extract_text().split()) for page in reader.pages]
+    n_text = next(i for i, t in enumerate(texts) if t.startswith("All outcomes, four estimators"))
+    assert len(figures) >= 8 and len(reader.pages) == n_text + len(figures) and n_text >= 2
+    first = texts[0]
     summary = rp.report.load_summary(finished_run / "results", OUTCOMES, ["active_treatment", "cns_seen"])
     holm = {e.outcome: e.details["p_adjusted"] for e in summary.primary_holm}
     for e in summary.primary:
         assert " ".join(headline_sentence(e, holm[e.outcome]).split()) in first
     assert "Patients analysed: " in first and "generator's truth +" in first and "chance alone" in first
-    second = " ".join(reader.pages[1].extract_text().split())
-    assert second.startswith("All outcomes, four estimators")
+    # issue 18: the sections of index.html besides the estimates, on the text pages after the first
+    sections = " ".join(texts[1:n_text])
+    assert texts[1].startswith("Methods in brief")
+    for title in ("Methods in brief", "Data quality", "Referee's checks"):
+        assert title in sections and f"<h2>{title}</h2>" in page_html(finished_run), title
+    assert "ANCOVA (primary) Trust-level weighted regression" in sections and "docs/methods/variance.md" in sections
+    assert "Patients analysed pre during post" in sections
+    summary_checks = rp.sensitivity_summary(finished_run / "results")
+    for r in summary_checks.itertuples():
+        assert f"{r.label} (" in sections and "leave one pair out, ANCOVA (primary):" in sections
+        if r.scale == "risk_difference":
+            assert f"{100 * r.lopo_min:+.1f} (without {r.lopo_min_pair})".replace("-", "−") in sections
+    assert any(f.stem.endswith("_effect_modification") for f, _ in figures)
     assert not (finished_run / ".report.pdf.partial").exists()
+
+
+def page_html(run_dir):
+    return (run_dir / "index.html").read_text(encoding="utf-8")
 
 
 def _chromium() -> str | None:

@@ -12,10 +12,11 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-from figure_overlap import overlap_findings
+from figure_overlap import overlap_findings, small_text_findings
 
 import rp2pr_eval as rp
 from rp2pr_eval.presentation import figures as fg
+from rp2pr_eval.presentation.figures.style import MIN_FONT_PT
 from rp2pr_eval.presentation.report import LABELS
 from rp2pr_eval.results.effect import effects_table
 from rp2pr_eval.study.outcomes import OUTCOMES
@@ -44,8 +45,8 @@ def bundled_effects(bundled_analyses):
 
 
 def _assert_clean(fig, what):
-    found = overlap_findings(fig)
-    assert found == [], f"{what}: {len(found)} overlap(s): " + "; ".join(found[:6])
+    found = overlap_findings(fig) + small_text_findings(fig, min_pt=MIN_FONT_PT)
+    assert found == [], f"{what}: {len(found)} finding(s): " + "; ".join(found[:6])
 
 
 @pytest.mark.fixture
@@ -201,3 +202,68 @@ def test_flow_diagram_arrows_join_the_boxes_and_cross_no_text(bundled_patients):
     height_mm = fig.get_size_inches()[1] * 25.4
     lowest = min(b.y0 for b in boxes) / fig.dpi * 25.4
     assert lowest < 0.06 * height_mm, f"{lowest:.0f} mm of empty space at the foot of a {height_mm:.0f} mm figure"
+
+
+@pytest.fixture(scope="module")
+def bundled_referee_figures(bundled_analyses, bundled_patients):
+    """The referee figures of a binary and a waiting-time outcome of the bundled data, as a run draws them."""
+    from rp2pr_eval.pipeline.referee import add_referee_checks
+    from rp2pr_eval.presentation.referee import referee_figures
+
+    out = {}
+    for name in ("active_treatment", "days_referral_to_treatment"):
+        checked = add_referee_checks(bundled_analyses[name], bundled_patients, n_sims=200, grid_points=200,
+                                     effect_modification_draws=199, checks=["parallel_trends", "effect_modification",
+                                                                             "leave_one_pair_out"], seed=5)
+        out[name] = referee_figures(checked)
+    return out
+
+
+@pytest.mark.fixture
+@pytest.mark.parametrize("outcome", ["active_treatment", "days_referral_to_treatment"])
+def test_referee_figures_fit_at_print_size(bundled_referee_figures, outcome):
+    """No overlapping or clipped text and no text under 6.5 pt at the saved widths (sensitivity 170 mm,
+    the others 85 mm); the leave-one-pair-out figure grows with its 40 rows."""
+    figs = {k: f for k, f in bundled_referee_figures[outcome].items() if f is not None}
+    expected = {"sensitivity", "effect_modification", "leave_one_pair_out"} if outcome == "active_treatment" \
+        else {"sensitivity", "leave_one_pair_out"}              # effect modification: binary outcomes only
+    assert set(figs) == expected
+    widths = {"sensitivity": 170, "effect_modification": 85, "leave_one_pair_out": 85}
+    for kind, fig in figs.items():
+        assert fig.get_size_inches()[0] * 25.4 == pytest.approx(widths[kind]), kind
+        _assert_clean(fig, f"{outcome} {kind}")
+    lopo = figs["leave_one_pair_out"]
+    assert len(lopo.axes[0].get_yticklabels()) == 40
+    assert 160 < lopo.get_size_inches()[1] * 25.4 <= 225
+    assert "ANCOVA (primary)" in lopo.axes[0].get_title()
+
+
+@pytest.mark.fixture
+def test_referee_figures_show_waiting_times_as_ratios(bundled_referee_figures):
+    """Log ratios are drawn as ratios: log axis with ratio ticks around 1, a reference line at 1."""
+    wait = bundled_referee_figures["days_referral_to_treatment"]
+    ax = wait["leave_one_pair_out"].axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel().startswith("Ratio (intervention / control)")
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert "1" in ticks and "log" not in ax.get_xlabel()
+    assert any(list(line.get_xdata()) == [1.0, 1.0] for line in ax.lines)
+    points = np.concatenate([line.get_xdata() for line in ax.lines if len(line.get_xdata()) > 2])
+    assert 0.8 < points.min() and points.max() < 1.25            # ratios near 1, not log ratios near 0
+    for panel in wait["sensitivity"].axes:
+        assert panel.get_yscale() == "log" and "ratio" in panel.get_ylabel()
+        assert any(list(line.get_ydata()) == [1.0, 1.0] for line in panel.lines)
+    binary = bundled_referee_figures["active_treatment"]
+    assert binary["leave_one_pair_out"].axes[0].get_xlabel().startswith("Risk difference (percentage points)")
+    assert all("percentage points" in panel.get_ylabel() for panel in binary["sensitivity"].axes)
+    assert " pp" in binary["leave_one_pair_out"].axes[0].get_title()
+
+
+@pytest.mark.fixture
+def test_flow_diagram_fits_at_print_size(bundled_patients, tmp_path):
+    """The flow diagram the referee module draws (170 mm): the analysed boxes were 5.55 pt (x-small)."""
+    from rp2pr_eval.presentation.referee import flow_figure, save_flow
+
+    table = save_flow(rp.flow_counts(bundled_patients, "active_treatment"), tmp_path)
+    fig = flow_figure(table)
+    assert fig.get_size_inches()[0] * 25.4 == pytest.approx(170)
+    _assert_clean(fig, "flow diagram")

@@ -103,3 +103,28 @@ def test_every_subpackage_is_listed_in_pyproject():
     bundle = {p for p in listed if p.startswith("rp2pr_eval._bundle")}
     mapped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
     assert bundle == set(mapped) and all((ROOT / d).is_dir() for d in mapped.values())
+
+
+def test_every_module_a_test_skips_without_is_a_declared_dependency():
+    """A test that ``pytest.importorskip``s a module would skip silently after ``make install`` if the module
+    were only a transitive pin of the lock (websocket-client for the headless-Chromium report test was):
+    each such module's distribution must be a direct dependency or in the ``test`` extra (an extra such as
+    ``dask[distributed]`` counts for the package it names)."""
+    import importlib.metadata as md
+    import sys
+
+    from packaging.requirements import Requirement
+
+    declared = set()
+    for req in map(Requirement, _direct()):
+        declared.add(_name(req.name))
+        declared |= {_name(extra) for extra in req.extras}
+    owners = md.packages_distributions()
+    skipped = set()
+    for path in (ROOT / "tests").rglob("*.py"):
+        skipped |= set(re.findall(r"importorskip\(\s*[\"']([A-Za-z_][A-Za-z0-9_]*)", path.read_text()))
+    third_party = {m for m in skipped - set(sys.stdlib_module_names) if m not in ("rp2pr_eval", "tests")}
+    assert "websocket" in third_party                   # the report's browser test
+    missing = {m: owners.get(m) for m in third_party
+               if not {_name(d) for d in owners.get(m, [m])} & declared}
+    assert missing == {}, f"modules tests skip without, not declared in pyproject.toml: {missing}"

@@ -178,7 +178,8 @@ def test_protected_points_blank_rates_of_withheld_trusts():
 def test_sensitivity_summary_reads_saved_results(tmp_path, small_patients, checked):
     checked.save(tmp_path)
     cont = rp.analyse_outcome(small_patients, "days_referral_to_treatment", estimators=["ancova", "event_study"])
-    rp.add_referee_checks(cont, small_patients, checks=["parallel_trends", "effect_modification"], **FAST).save(tmp_path)
+    rp.add_referee_checks(cont, small_patients, checks=["parallel_trends", "effect_modification", "leave_one_pair_out"],
+                          **FAST).save(tmp_path)
     frame = rp.sensitivity_summary(tmp_path)
     assert list(frame.columns) == list(referee.SENSITIVITY_COLUMNS)
     assert frame["outcome"].tolist() == ["active_treatment", "days_referral_to_treatment"]   # registry order
@@ -195,15 +196,49 @@ def test_sensitivity_summary_reads_saved_results(tmp_path, small_patients, check
     assert row["lopo_full"] == checked.effects["ancova"].estimate
     assert row["placebo_outcome"] == checked.effects["ancova"].estimate and row["not_run"] == ""
     cont_row = frame.iloc[1]
-    assert math.isnan(cont_row["effect_modification"]) and math.isnan(cont_row["lopo_min"])
+    assert math.isnan(cont_row["effect_modification"]) and cont_row["scale"] == "log_ratio"
     assert "effect_modification: does not apply to continuous outcomes" in cont_row["not_run"]
     assert frame.select_dtypes("number").shape[1] == 24                                    # numbers stay numbers
     written = referee.export_sensitivity_summary(tmp_path, tmp_path / "tables")
     assert [p.name for p in written] == ["sensitivity.csv", "sensitivity.tex", "sensitivity.md", "sensitivity.html"]
     back = pd.read_csv(tmp_path / "tables" / "sensitivity.csv")
-    assert np.allclose(back["lopo_min"].iloc[0], row["lopo_min"], rtol=1e-12)
+    assert np.allclose(back["Leave one pair out: lowest"], [100 * row["lopo_min"], np.exp(cont_row["lopo_min"])],
+                       rtol=1e-12)                                # percentage points; the waiting time as a ratio
+    assert back["Leave one pair out: lowest"].dtype == float         # numbers stay numbers in the CSV
     assert referee.sensitivity_summary(tmp_path, ["days_referral_to_treatment", "mdt_discussed"])["outcome"].tolist() \
         == ["days_referral_to_treatment"]
+
+
+def test_sensitivity_tables_use_labels_units_and_words(tmp_path, small_patients, checked):
+    """tables/sensitivity.*: headers and values in words with units, no code names; numbers in the CSV."""
+    checked.save(tmp_path)
+    cont = rp.analyse_outcome(small_patients, "days_referral_to_treatment", estimators=["ancova", "event_study"])
+    rp.add_referee_checks(cont, small_patients, checks=["parallel_trends", "leave_one_pair_out", "placebo_in_time"],
+                          **FAST).save(tmp_path)
+    summary = rp.sensitivity_summary(tmp_path)
+    table = referee.sensitivity_table(summary)
+    assert list(table.columns) == [h for h, _, _ in referee.SENSITIVITY_TABLE_COLUMNS]
+    assert not [h for h in table.columns if "_" in h or "lopo" in h or h in referee.SENSITIVITY_COLUMNS]
+    assert table["Outcome"].tolist() == [rp.OUTCOMES["active_treatment"].label,
+                                         rp.OUTCOMES["days_referral_to_treatment"].label]
+    assert table["Scale"].tolist() == ["percentage points", "ratio"]
+    assert table["Leave one pair out: estimator"].tolist() == ["ANCOVA (primary)"] * 2
+    assert "Effect modification: not requested" not in " ".join(table["Checks not run (why)"])
+    assert not any("_" in str(v) for v in table["Checks not run (why)"])
+    s = checked.sensitivity
+    assert table.loc[0, "Effect modification (pp per 10 pp of baseline rate)"] == pytest.approx(
+        100 * s.effect_modification_effect("interaction").estimate, rel=1e-12)
+    assert table.loc[0, "Breakdown M (smoothness; pp per year, log scale per year for ratios)"] == pytest.approx(
+        100 * summary.loc[0, "breakdown_smoothness"]) or math.isinf(summary.loc[0, "breakdown_smoothness"])
+    assert table.loc[1, "Placebo in time"] == pytest.approx(np.exp(summary.loc[1, "placebo_in_time"]), rel=1e-12)
+    assert table.loc[1, "Placebo in time: p"] == summary.loc[1, "placebo_in_time_p"]
+    written = referee.export_sensitivity_summary(tmp_path, tmp_path / "tables")
+    text = {p.suffix: p.read_text(encoding="utf-8") for p in written}
+    for suffix in (".csv", ".md", ".html", ".tex"):
+        assert "lopo_" not in text[suffix] and "log_ratio" not in text[suffix], suffix
+    assert "Days from referral to first treatment" in text[".md"] and "percentage points" in text[".html"]
+    back = pd.read_csv(tmp_path / "tables" / "sensitivity.csv")
+    assert back.select_dtypes("number").shape[1] >= 20
 
 
 # --------------------------------------------------------------------------- figures from saved results
@@ -236,8 +271,10 @@ def test_leave_one_pair_out_figure_scale(small_patients):
     frame = rp.leave_one_pair_out(small_patients, "days_referral_to_treatment")
     ax = rp.figures.plot_leave_one_pair_out(frame, scale="log_ratio")
     xs = np.concatenate([line.get_xdata() for line in ax.lines if len(line.get_xdata()) > 2])
-    assert np.allclose(np.sort(xs), np.sort(frame["estimate"].to_numpy()))                 # not ×100
-    assert ax.get_xlabel() == "Estimate without the pair (log ratio)"
+    assert np.allclose(np.sort(xs), np.sort(np.exp(frame["estimate"].to_numpy())))         # ratios, not log ratios
+    assert ax.get_xlabel() == "Ratio (intervention / control), pair left out"
+    assert ax.get_xscale() == "log" and 1 in list(ax.get_xticks())
+    assert any(list(line.get_xdata()) == [1.0, 1.0] for line in ax.lines)                  # reference line at 1
     ax = rp.figures.plot_leave_one_pair_out(frame.assign(outcome="x"))
     assert "percentage points" in ax.get_xlabel()
 

@@ -8,7 +8,10 @@
   :func:`~rp2pr_eval.presentation.flow.load_flow`);
 * :func:`sensitivity_summary` is the table of every outcome's checks — breakdown values,
   effect-modification estimate with its interval, leave-one-pair-out range and largest shift,
-  placebo results — that the report shows, and :func:`export_sensitivity_summary` writes it to
+  placebo results — that the report shows (code names, numbers on the estimates' scale, for
+  analysts); :func:`sensitivity_table` is its reader's version (labelled columns with units,
+  outcome labels, estimator and scale in words, risk differences in percentage points and log
+  ratios as ratios), which :func:`export_sensitivity_summary` writes to
   ``tables/sensitivity.{csv,tex,md,html}`` (model estimates only: no counts);
 * :func:`redraw_referee_figures` redraws all of them for ``rp2pr-eval figures``.
 
@@ -27,9 +30,9 @@ from rp2pr_eval.results.outcome import OutcomeAnalysis
 from rp2pr_eval.study.design import StudyDesign
 from rp2pr_eval.study.outcomes import OUTCOMES
 
-__all__ = ["FIGURE_KINDS", "SENSITIVITY_COLUMNS", "export_sensitivity_summary", "flow_figure", "load_flow",
-           "redraw_outcome_referee_figures", "redraw_referee_figures", "referee_figures", "save_flow",
-           "sensitivity_summary"]
+__all__ = ["FIGURE_KINDS", "SENSITIVITY_COLUMNS", "SENSITIVITY_TABLE_COLUMNS", "export_sensitivity_summary",
+           "flow_figure", "load_flow", "redraw_outcome_referee_figures", "redraw_referee_figures", "referee_figures",
+           "save_flow", "sensitivity_summary", "sensitivity_table"]
 
 #: Figures of :func:`referee_figures`, saved as ``<outcome>_<kind>.{png,pdf,svg}``.
 FIGURE_KINDS: tuple[str, ...] = ("sensitivity", "effect_modification", "leave_one_pair_out")
@@ -70,26 +73,19 @@ def referee_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
     if checks is not None:
         label = analysis.label
         if checks.parallel_trends:
-            results = list(checks.parallel_trends.values())
-            with fg.style(size="double"):
-                fig = fg.new_figure(figsize=fg.figure_size("double", aspect=0.45))   # outside pyplot
-                axes = fig.subplots(1, len(results), squeeze=False)
-                for ax, result in zip(axes[0], results):
-                    fg.plot_sensitivity(result, ax=ax, label=label)
-                    ax.set_title(f"{label}: {result.target}\n{result.restriction.replace('_', ' ')} ({result.method})")
-            out["sensitivity"] = fig
+            out["sensitivity"] = _sensitivity_figure(list(checks.parallel_trends.values()), label)
         interaction = checks.interaction_with_points()
         if interaction is not None and interaction.details.get("points"):
             with fg.style(size="single"):
                 ax = fg.plot_effect_modification(interaction, label=label)
+                ax.figure.set_size_inches(fg.figure_size("single", aspect=1.0))   # room for the legend below
                 withheld = int(interaction.details.get("points_withheld", 0))
                 if withheld:
                     ax.set_xlabel(f"{ax.get_xlabel()}\n(not shown, small counts: {withheld} trusts)")
             out["effect_modification"] = ax.figure
         if checks.leave_one_pair_out is not None and len(checks.leave_one_pair_out):
-            with fg.style(size="single"):
+            with fg.style(size="single"):       # 85 mm wide, as tall as the 40 pairs' rows need
                 ax = fg.plot_leave_one_pair_out(checks.leave_one_pair_out, label=label, scale=checks.scale)
-                ax.figure.set_size_inches(fg.figure_size("single", aspect=1.5))
             out["leave_one_pair_out"] = ax.figure
     if figures_dir is not None:
         for kind, fig in out.items():
@@ -98,6 +94,26 @@ def referee_figures(analysis: OutcomeAnalysis, figures_dir: str | Path | None = 
     if close:
         _close(out)
     return out
+
+
+def _sensitivity_figure(results: list, label: str):
+    """Both restrictions side by side at 170 mm: the outcome and target as the figure's title, one legend."""
+    from rp2pr_eval.presentation import figures as fg
+    from rp2pr_eval.presentation.figures.style import SMALL_FONT_PT
+
+    with fg.style(size="double"):
+        fig = fg.new_figure(figsize=fg.figure_size("double", aspect=0.5))   # outside pyplot
+        axes = fig.subplots(1, len(results), squeeze=False)[0]
+        handles: dict[str, object] = {}
+        for ax, result in zip(axes, results):
+            fg.plot_sensitivity(result, ax=ax, label=label, legend=False)
+            ax.set_title(ax.get_title().split("\n", 1)[-1])          # the panel: restriction and breakdown
+            for handle, text in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(text, handle)
+        fig.suptitle(f"{label}: {results[0].target}")
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=len(handles),
+                   fontsize=SMALL_FONT_PT)
+    return fig
 
 
 def flow_figure(flow, figures_dir: str | Path | None = None, *, design: StudyDesign | None = None,
@@ -218,23 +234,135 @@ def sensitivity_summary(results_dir: str | Path, outcomes: Sequence[str] | None 
     return frame
 
 
+#: The reader's table of :func:`sensitivity_table`: its column, the :data:`SENSITIVITY_COLUMNS` column it
+#: shows, and how a number is shown (``"effect"``: on the display scale of the row, risk differences in
+#: percentage points and log ratios as ratios; ``"pp"``: ×100 on the risk-difference scale, as is on a log
+#: scale; ``None``: as it is).
+SENSITIVITY_TABLE_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
+    ("Outcome", "label", None),
+    ("Scale", "scale", None),
+    ("Sensitivity target", "sensitivity_target", None),
+    ("Breakdown M̄ (relative magnitudes)", "breakdown_relative_magnitudes", None),
+    ("Breakdown M (smoothness; pp per year, log scale per year for ratios)", "breakdown_smoothness", "pp"),
+    ("Effect modification (pp per 10 pp of baseline rate)", "effect_modification", "effect"),
+    ("Effect modification: lower CI limit", "effect_modification_ci_low", "effect"),
+    ("Effect modification: upper CI limit", "effect_modification_ci_high", "effect"),
+    ("Effect modification: p (CR2)", "effect_modification_p", None),
+    ("Effect modification: randomisation p", "effect_modification_ri_p", None),
+    ("Within-pair difference (pp)", "within_pair", "effect"),
+    ("Within-pair difference: lower CI limit", "within_pair_ci_low", "effect"),
+    ("Within-pair difference: upper CI limit", "within_pair_ci_high", "effect"),
+    ("Within-pair difference: randomisation p", "within_pair_ri_p", None),
+    ("Leave one pair out: estimator", "lopo_estimator", None),
+    ("Leave one pair out: all pairs", "lopo_full", "effect"),
+    ("Leave one pair out: lowest", "lopo_min", "effect"),
+    ("Leave one pair out: pair left out for the lowest", "lopo_min_pair", None),
+    ("Leave one pair out: highest", "lopo_max", "effect"),
+    ("Leave one pair out: pair left out for the highest", "lopo_max_pair", None),
+    ("Leave one pair out: pair of the largest shift", "lopo_largest_shift_pair", None),
+    ("Leave one pair out: largest shift (pp; for ratios, ratio to the all-pairs ratio)", "lopo_largest_shift",
+     "effect"),
+    ("Leave one pair out: jackknife SE (pp; log scale for ratios)", "lopo_jackknife_se", "pp"),
+    ("Placebo in time", "placebo_in_time", "effect"),
+    ("Placebo in time: lower CI limit", "placebo_in_time_ci_low", "effect"),
+    ("Placebo in time: upper CI limit", "placebo_in_time_ci_high", "effect"),
+    ("Placebo in time: p", "placebo_in_time_p", None),
+    ("Placebo outcome", "placebo_outcome", "effect"),
+    ("Placebo outcome: lower CI limit", "placebo_outcome_ci_low", "effect"),
+    ("Placebo outcome: upper CI limit", "placebo_outcome_ci_high", "effect"),
+    ("Placebo outcome: p", "placebo_outcome_p", None),
+    ("Checks not run (why)", "not_run", None),
+)
+
+#: The referee's checks in words (the ``not_run`` column names them).
+CHECK_LABELS = {"parallel_trends": "Parallel-trends sensitivity", "effect_modification": "Effect modification",
+                "leave_one_pair_out": "Leave one pair out", "placebo_in_time": "Placebo in time",
+                "placebo_outcome": "Placebo outcome"}
+
+
+def _checks_in_words(text: object) -> str:
+    """``"effect_modification: does not apply …; …"`` with each check's name in words."""
+    if not isinstance(text, str) or not text:
+        return ""
+    parts = []
+    for part in text.split("; "):
+        name, sep, reason = part.partition(": ")
+        parts.append(f"{CHECK_LABELS.get(name, name)}{sep}{reason}")
+    return "; ".join(parts)
+
+
+_SENSITIVITY_CAPTION = (
+    "Referee's checks: parallel-trends breakdown values, effect modification by baseline, leave one pair out, "
+    "placebo checks. Estimates in the units of the Scale column: risk differences in percentage points (pp), "
+    "waiting times as ratios of geometric means (intervention / control), odds and hazard ratios as ratios; "
+    "breakdown M and the jackknife SE of ratios on the log scale; inf: no breakdown value found.")
+
+
+def sensitivity_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The reader's version of :func:`sensitivity_summary`: labelled columns, units, names in words.
+
+    Column headers say what each number is and its unit (:data:`SENSITIVITY_TABLE_COLUMNS`); the
+    outcome is its registry label, the scale in words (``"percentage points"``, ``"ratio"``, ``"odds
+    ratio"``, ``"hazard ratio"``), the leave-one-pair-out estimator and the checks not run in words
+    (``"ANCOVA (primary)"``, ``"Effect modification: does not apply …"``).
+    Estimates are on each row's display scale — risk differences ×100 (percentage points), log
+    ratios, log odds ratios and log hazard ratios exponentiated — and stay numbers (floats; format
+    them where they are shown).
+
+    Parameters
+    ----------
+    summary
+        A frame of :func:`sensitivity_summary` (columns :data:`SENSITIVITY_COLUMNS`).
+    """
+    from rp2pr_eval.presentation.figures.referee import effect_scale
+    from rp2pr_eval.presentation.report_content import estimator_label
+
+    if not isinstance(summary, pd.DataFrame):
+        raise TypeError(f"summary must be the DataFrame of sensitivity_summary(), got {type(summary).__name__}")
+    missing = [c for c in SENSITIVITY_COLUMNS if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary is missing column(s) {', '.join(missing)}; pass the frame of sensitivity_summary()")
+    scales = summary["scale"].astype(str)
+    out = {}
+    for header, column, how in SENSITIVITY_TABLE_COLUMNS:
+        values = summary[column]
+        if column == "scale":
+            values = scales.map(lambda s: effect_scale(s).unit)
+        elif column == "not_run":
+            values = values.map(_checks_in_words)
+        elif column == "lopo_estimator":
+            values = values.map(lambda e: estimator_label(e) if isinstance(e, str) and e else "")
+        elif how is not None:
+            numbers = values.astype(float).to_numpy()
+            shown = []
+            for value, scale in zip(numbers, scales):
+                if how == "effect":
+                    shown.append(float(effect_scale(scale).show(value)))
+                else:
+                    shown.append(100.0 * value if scale == "risk_difference" else float(value))
+            values = pd.Series(shown, index=summary.index, dtype=float)
+        out[header] = values.to_numpy()
+    return pd.DataFrame(out, index=range(len(summary)))
+
+
 def export_sensitivity_summary(results_dir: str | Path, tables_dir: str | Path,
                                outcomes: Sequence[str] | None = None) -> list[Path]:
-    """Write :func:`sensitivity_summary` to ``<tables_dir>/sensitivity.{csv,tex,md,html}``.
+    """Write :func:`sensitivity_table` of :func:`sensitivity_summary` to ``<tables_dir>/sensitivity.{csv,tex,md,html}``.
 
-    Model estimates only (no counts of patients), so exempt from disclosure control; an
-    infinite breakdown value is written as ``inf``.  Returns the files written (none when no
-    outcome has saved checks).
+    Labelled columns with units, estimates on each row's display scale (numbers in the CSV). Model
+    estimates only (no counts of patients), so exempt from disclosure control (the exporter still
+    refuses a frame that looks like patient records); an infinite breakdown value is written as
+    ``inf``.  Returns the files written (none when no outcome has saved checks).
     """
     from rp2pr_eval.presentation.tables import export_table
 
     frame = sensitivity_summary(results_dir, outcomes)
     if not len(frame):
         return []
-    numbers = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
-    return export_table(frame, Path(tables_dir) / "sensitivity", exempt_columns=numbers, digits=4,
-                        caption="Referee's checks: parallel-trends breakdown values, effect modification by baseline, "
-                                "leave one pair out, placebo checks")
+    table = sensitivity_table(frame)
+    numbers = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    return export_table(table, Path(tables_dir) / "sensitivity", exempt_columns=numbers, digits=4,
+                        caption=_SENSITIVITY_CAPTION)
 
 
 def redraw_referee_figures(results_dir: str | Path, figures_dir: str | Path, outcomes: Sequence[str], *,

@@ -13,7 +13,8 @@ folder and never a model fit, so the page and its PDF can be rebuilt from a copi
 * :data:`METHODS_IN_BRIEF` and :func:`copy_methods` — a few sentences per estimator family, and the
   methods registry (``docs/METHODS.md`` and ``docs/methods/*.md``) rendered to HTML into the run
   folder's ``docs/`` with mistune (the Markdown renderer nbconvert already uses), so its links work
-  offline;
+  offline (:func:`render_markdown`: GFM tables, with ``|`` inside a table's code spans escaped as GFM
+  requires and shown without the backslash mistune would keep);
 * :func:`data_quality_html` — the data-quality section: analysed patients by arm and period, the
   flow's notes, estimators that were not estimable or not applicable, and a link to the data-checks
   notebook.
@@ -166,6 +167,40 @@ _PAGE = ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{tit
          "code{{font-size:90%}}</style></head><body>{body}</body></html>\n")
 
 
+_CODE_SPAN = re.compile(r"`[^`\n]*`")
+_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+_TABLE = re.compile(r"<table>.*?</table>", re.S)
+_CODE = re.compile(r"<code>(.*?)</code>", re.S)
+
+
+def escape_table_code_pipes(markdown: str) -> str:
+    """Escape ``|`` inside code spans of Markdown table rows as ``\\|`` (as GFM requires).
+
+    In GFM a ``|`` splits a table cell even inside a code span (``(1|pair_id)``), so the row gets
+    too many cells and the table falls apart; the registry writes them as ``\\|`` and this makes sure
+    of it (an escaped pipe is left alone).
+    """
+    lines = markdown.split("\n")
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("|"):
+            lines[i] = _CODE_SPAN.sub(lambda m: _UNESCAPED_PIPE.sub(r"\\|", m.group(0)), line)
+    return "\n".join(lines)
+
+
+def _unescape_table_code_pipes(body: str) -> str:
+    """mistune keeps the backslash of ``\\|`` inside a table's code spans, where GFM shows ``|``: drop it."""
+    return _TABLE.sub(lambda t: _CODE.sub(lambda c: "<code>" + c.group(1).replace("\\|", "|") + "</code>",
+                                          t.group(0)), body)
+
+
+def render_markdown(markdown: str) -> str:
+    """A registry page's Markdown as HTML (mistune with GFM tables; ``|`` in a table's code spans kept)."""
+    import mistune
+
+    render = mistune.create_markdown(plugins=["table"])
+    return _unescape_table_code_pipes(render(escape_table_code_pipes(markdown)))
+
+
 @functools.lru_cache(maxsize=1)
 def rendered_methods() -> dict[str, str]:
     """The methods registry rendered to HTML: ``{"docs/METHODS.html": text, "docs/methods/x.html": …}``.
@@ -174,15 +209,12 @@ def rendered_methods() -> dict[str, str]:
     is not installed. The run's audit recognises these exact texts as the package's own
     documentation (its example counts are not results; :mod:`rp2pr_eval.pipeline.audit`).
     """
-    import mistune
-
     source = docs_dir()
     if source is None:
         return {}
-    render = mistune.create_markdown(plugins=["table"])
     out = {}
     for page in [source / "METHODS.md"] + sorted((source / "methods").glob("*.md")):
-        body = render(page.read_text(encoding="utf-8"))
+        body = render_markdown(page.read_text(encoding="utf-8"))
         body = re.sub(r"href=\"((?:methods/)?[A-Za-z0-9_]+)\.md(#[^\"]*)?\"",
                       lambda m: f"href=\"{m.group(1)}.html{m.group(2) or ''}\"", body)
         rel = "docs/" + page.relative_to(source).with_suffix(".html").as_posix()
@@ -223,41 +255,64 @@ def methods_html(run_dir: str | Path) -> str:
     return "\n".join(out)
 
 
-def data_quality_html(run_dir: str | Path, manifest: dict) -> str:
-    """The "Data quality" section from what the run saved (see the module docstring)."""
+def data_quality(run_dir: str | Path, manifest: dict) -> dict:
+    """The data-quality facts of the run (see the module docstring), for the page and the PDF alike.
+
+    Returns ``{"periods": [...], "rows": [(arm, [n or None per period]), ...], "notes": [...],
+    "checks": (name, html path) or None}``; ``rows`` is empty without a flow record, a withheld cell is
+    ``None``.
+    """
     run_dir = Path(run_dir)
-    out = ["<h2>Data quality</h2>"]
     counts = patients_analysed(run_dir)
     flow = read_flow(run_dir) or {}
+    periods: list[str] = []
+    rows: list[tuple[str, list]] = []
     if counts is not None:
-        symbol = "withheld"
         arms = list(dict.fromkeys(a for a, _ in counts["cells"]))
         periods = [p for p in ("pre", "during", "post") if any(q == p for _, q in counts["cells"])]
-        out.append("<table><tr><th>Patients analysed</th>" + "".join(f"<th>{html.escape(p)}</th>" for p in periods)
-                   + "</tr>")
-        for arm in arms:
-            cells = [counts["cells"].get((arm, p)) for p in periods]
-            out.append(f"<tr><td>{html.escape(arm)}</td>" + "".join(
-                f"<td class='n'>{symbol if v is None else f'{v:,}'}</td>" for v in cells) + "</tr>")
-        out.append("</table>")
-    notes = list(flow.get("notes", []))
+        rows = [(arm, [counts["cells"].get((arm, p)) for p in periods]) for arm in arms]
+    notes = [str(n) for n in flow.get("notes", [])]
     for key, what in (("not_estimable", "Not estimable"), ("not_applicable", "Not applicable")):
         for item in manifest.get(key) or []:
             notes.append(f"{what}: {item}")
     failed = [n["name"] for n in manifest.get("notebooks", []) if n.get("status") != "ok"]
     if failed:
         notes.append("Notebooks that failed: " + ", ".join(failed))
-    if notes:
-        out.append("<ul>" + "".join(f"<li>{html.escape(str(n))}</li>" for n in notes) + "</ul>")
-    else:
-        out.append("<p>No notes: every requested estimator was estimable and every notebook ran.</p>")
     checks = next((n for n in manifest.get("notebooks", []) if n.get("template") == "00_data_checks"), None)
-    if checks and checks.get("html") and (run_dir / checks["html"]).is_file():
-        out.append(f"<p>The data checks against the data contract and the national audit figures (completeness "
-                   f"by audit year, patients per trust, national rates), under the same disclosure control: "
-                   f"<a href='{html.escape(checks['html'])}'>{html.escape(checks['name'])}</a>.</p>")
+    found = (checks["name"], checks["html"]) if checks and checks.get("html") and (run_dir / checks["html"]).is_file() \
+        else None
+    return {"periods": periods, "rows": rows, "notes": notes, "checks": found}
+
+
+#: What the data-checks notebook holds, as the page and the PDF say it.
+DATA_CHECKS_TEXT = ("The data checks against the data contract and the national audit figures (completeness by audit "
+                    "year, patients per trust, national rates), under the same disclosure control")
+#: Said where the run has no data-quality note.
+NO_NOTES_TEXT = "No notes: every requested estimator was estimable and every notebook ran."
+
+
+def data_quality_html(run_dir: str | Path, manifest: dict) -> str:
+    """The "Data quality" section from what the run saved (see the module docstring)."""
+    facts = data_quality(run_dir, manifest)
+    out = ["<h2>Data quality</h2>"]
+    if facts["rows"]:
+        symbol = "withheld"
+        out.append("<table><tr><th>Patients analysed</th>" + "".join(
+            f"<th>{html.escape(p)}</th>" for p in facts["periods"]) + "</tr>")
+        for arm, cells in facts["rows"]:
+            out.append(f"<tr><td>{html.escape(arm)}</td>" + "".join(
+                f"<td class='n'>{symbol if v is None else f'{v:,}'}</td>" for v in cells) + "</tr>")
+        out.append("</table>")
+    if facts["notes"]:
+        out.append("<ul>" + "".join(f"<li>{html.escape(str(n))}</li>" for n in facts["notes"]) + "</ul>")
+    else:
+        out.append(f"<p>{NO_NOTES_TEXT}</p>")
+    if facts["checks"]:
+        name, page = facts["checks"]
+        out.append(f"<p>{DATA_CHECKS_TEXT}: <a href='{html.escape(page)}'>{html.escape(name)}</a>.</p>")
     return "\n".join(out)
 
 
-__all__ = ["METHODS_IN_BRIEF", "copy_methods", "data_quality_html", "docs_dir", "estimator_label", "methods_html",
-           "patients_analysed", "patients_sentence", "read_flow", "rendered_methods", "truth_text", "truth_value"]
+__all__ = ["DATA_CHECKS_TEXT", "METHODS_IN_BRIEF", "NO_NOTES_TEXT", "copy_methods", "data_quality", "data_quality_html", "docs_dir", "escape_table_code_pipes",
+           "estimator_label", "methods_html", "patients_analysed", "patients_sentence", "read_flow", "render_markdown",
+           "rendered_methods", "truth_text", "truth_value"]

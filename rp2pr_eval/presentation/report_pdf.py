@@ -2,8 +2,12 @@
 
 Built with matplotlib's :class:`~matplotlib.backends.backend_pdf.PdfPages` (already a dependency;
 no browser or HTML engine needed): A4 pages of text — the design paragraph, the headline sentences
-(with the generator's truth for synthetic data), the primary table — then one page per saved
-figure (the PNGs the run wrote, each with its caption). It reads what :func:`write_report_pdf`'s
+(with the generator's truth for synthetic data), the primary table, then the sections of the
+report page: "Methods in brief" (:data:`~rp2pr_eval.presentation.report_content.METHODS_IN_BRIEF`),
+"Data quality" (:func:`~rp2pr_eval.presentation.report_content.data_quality`) and "Referee's checks"
+(one paragraph per outcome from :func:`~rp2pr_eval.presentation.referee.sensitivity_table`) — text
+flowing over as many pages as it needs — then one page per saved figure (the PNGs the run wrote,
+each with its caption). It reads what :func:`write_report_pdf`'s
 run folder holds (manifest, results, figures), exactly as the HTML page does, and never fits.
 No global state is touched: figures are :class:`matplotlib.figure.Figure` objects outside pyplot.
 """
@@ -66,10 +70,160 @@ def _figure_pages(run_dir: Path) -> list[tuple[Path, str]]:
     for o in manifest["parameters"]["outcomes"]:
         label = OUTCOMES[o].display_label if o in OUTCOMES else o
         for kind, caption in FIGURE_KINDS + (("sensitivity", "Parallel-trends sensitivity"),
+                                              ("effect_modification", "Change against baseline rate"),
                                               ("leave_one_pair_out", "Leave one pair out")):
             pages.append((figures / f"{o}_{kind}.png", f"{label}: {caption}"))
     pages += [(p, "Flow of trusts and patients") for p in sorted(figures.glob("flow*.png"))]
     return [(p, c) for p, c in pages if p.is_file()]
+
+
+class _TextPages:
+    """A4 text pages: lines written top down, a new page when the next block would not fit."""
+
+    TOP, BOTTOM, LEFT = 0.95, 0.06, 0.07
+
+    def __init__(self, pdf) -> None:
+        self.pdf, self.fig, self.y, self.pages = pdf, None, self.TOP, 0
+
+    def _page(self) -> None:
+        from matplotlib.figure import Figure
+
+        self.flush()
+        self.fig, self.y = Figure(figsize=A4), self.TOP
+
+    def flush(self) -> None:
+        if self.fig is not None:
+            self.pdf.savefig(self.fig)
+            self.pages += 1
+            self.fig = None
+
+    def need(self, height: float) -> None:
+        """Start a new page unless ``height`` (figure fraction) still fits on this one."""
+        if self.fig is None or self.y - height < self.BOTTOM:
+            self._page()
+
+    def line(self, s: str, *, size: float = 9.5, weight: str = "normal", gap: float = 0.0, indent: float = 0.0,
+             wrap: int = _WRAP) -> None:
+        pieces = textwrap.wrap(s, wrap) or [""]
+        step = 0.0175 * size / 9.5
+        self.need(step * min(len(pieces), 3))
+        for piece in pieces:
+            self.need(step)
+            self.fig.text(self.LEFT + indent, self.y, piece, fontsize=size, weight=weight, va="top",
+                          family="DejaVu Sans")
+            self.y -= step
+        self.y -= gap
+
+    def heading(self, s: str) -> None:
+        self.need(0.09)                       # a heading never ends a page
+        self.line(s, size=12, weight="bold", gap=0.004)
+
+    def row(self, cells, xs, *, size: float = 9, weight: str = "normal", step: float = 0.018) -> None:
+        self.need(step)
+        for x, cell in zip(xs, cells):
+            self.fig.text(x, self.y, cell, fontsize=size, weight=weight, va="top", family="DejaVu Sans")
+        self.y -= step
+
+
+def _fmt(value, fmt: str = "{:+.1f}") -> str:
+    import math
+
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(value):
+        return "—"
+    if math.isinf(value):
+        return "none found"
+    return fmt.format(value).replace("-", "−")
+
+
+def referee_paragraphs(run_dir: str | Path) -> list[tuple[str, str]]:
+    """The referee's checks as ``(outcome label and scale, sentence)`` per outcome with saved checks."""
+    from rp2pr_eval.presentation.referee import sensitivity_summary, sensitivity_table
+
+    results = Path(run_dir) / "results"
+    if not results.is_dir():
+        return []
+    summary = sensitivity_summary(results)
+    if not len(summary):
+        return []
+    out = []
+    for r in sensitivity_table(summary).to_dict(orient="records"):
+        ratio = r["Scale"] != "percentage points"
+        num = "{:.2f}" if ratio else "{:+.1f}"
+        unit = "" if ratio else " pp"
+        parts = [f"breakdown M̄ = {_fmt(r['Breakdown M̄ (relative magnitudes)'], '{:.2f}')}, M = "
+                 f"{_fmt(r['Breakdown M (smoothness; pp per year, log scale per year for ratios)'], '{:.2f}')}"
+                 + ("" if ratio else " pp per year")]
+        em = r["Effect modification (pp per 10 pp of baseline rate)"]
+        if _fmt(em) != "—":
+            parts.append(f"effect modification {_fmt(em)} pp per 10 pp of baseline rate "
+                         f"({_fmt(r['Effect modification: lower CI limit'])} to "
+                         f"{_fmt(r['Effect modification: upper CI limit'])}; randomisation p = "
+                         f"{_fmt(r['Effect modification: randomisation p'], '{:.2f}')})")
+        if _fmt(r["Leave one pair out: lowest"]) != "—":
+            parts.append(f"leave one pair out, {r['Leave one pair out: estimator']}: "
+                         f"{_fmt(r['Leave one pair out: lowest'], num)} (without "
+                         f"{r['Leave one pair out: pair left out for the lowest']}) to "
+                         f"{_fmt(r['Leave one pair out: highest'], num)} (without "
+                         f"{r['Leave one pair out: pair left out for the highest']}), all pairs "
+                         f"{_fmt(r['Leave one pair out: all pairs'], num)}{unit}")
+        for name in ("Placebo in time", "Placebo outcome"):
+            if _fmt(r[name]) != "—":
+                parts.append(f"{name.lower()} {_fmt(r[name], num)}{unit} ({_fmt(r[name + ': lower CI limit'], num)} "
+                             f"to {_fmt(r[name + ': upper CI limit'], num)}; p = {_fmt(r[name + ': p'], '{:.3f}')})")
+        sentence = "; ".join(parts) + "."
+        if r["Checks not run (why)"]:
+            sentence += f" Not run: {r['Checks not run (why)']}."
+        out.append((f"{r['Outcome']} ({r['Scale']})", sentence[0].upper() + sentence[1:]))
+    return out
+
+
+def _sections(pages: _TextPages, run_dir: Path) -> None:
+    """Methods in brief, data quality and the referee's checks, as on the report page."""
+    from rp2pr_eval.presentation.report_content import (
+        DATA_CHECKS_TEXT,
+        METHODS_IN_BRIEF,
+        NO_NOTES_TEXT,
+        data_quality,
+    )
+
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    pages.heading("Methods in brief")
+    for family, text, detail in METHODS_IN_BRIEF:
+        pages.line(family, size=9.5, weight="bold")
+        pages.line(f"{text} Details: docs/methods/{detail}.", size=9, indent=0.02, wrap=_WRAP - 4, gap=0.006)
+    pages.line("The full methods registry (estimands, formulas, defaults, references and the equivalent R or Stata "
+               "calls): docs/METHODS.md of the rp2pr_eval repository, copied into this run as docs/METHODS.html.",
+               size=9, gap=0.015)
+    facts = data_quality(run_dir, manifest)
+    pages.heading("Data quality")
+    if facts["rows"]:
+        xs = [0.07, 0.30, 0.45, 0.60]
+        pages.row(["Patients analysed", *facts["periods"]], xs, weight="bold")
+        for arm, cells in facts["rows"]:
+            pages.row([arm, *("withheld" if v is None else f"{v:,}" for v in cells)], xs)
+        pages.y -= 0.008
+    for note in facts["notes"] or [NO_NOTES_TEXT]:
+        pages.line(("• " + note) if facts["notes"] else note, size=9, gap=0.003)
+    if facts["checks"]:
+        pages.line(f"{DATA_CHECKS_TEXT}: {facts['checks'][1]}.", size=9)
+    pages.y -= 0.015
+    paragraphs = referee_paragraphs(run_dir)
+    if paragraphs:
+        pages.heading("Referee's checks")
+        pages.line("Breakdown values: the smallest violation of parallel trends at which the 95 % robust set of the "
+                   "event study's post-period effect includes no effect (Rambachan & Roth 2023; 0: it does under "
+                   "exact parallel trends). Effect modification: arm × baseline-rate interaction of the ANCOVA (CR2 "
+                   "by pair), to be read with regression to the mean in mind. Leave one pair out: the primary "
+                   "estimate with each pair left out. Placebo in time: the intervention moved back into the "
+                   "pre-period years. Details: docs/methods/sensitivity.md.", size=9, gap=0.01)
+        for title, sentence in paragraphs:
+            pages.line(title, size=9.5, weight="bold")
+            pages.line(sentence, size=9, indent=0.02, wrap=_WRAP - 4, gap=0.008)
+    pages.flush()
 
 
 def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run") -> Path:
@@ -86,39 +240,27 @@ def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run"
     tmp = run_dir / ".report.pdf.partial"
     with PdfPages(tmp, metadata={"Title": title, "Subject": f"data SHA-256 {text['data_sha']}…",
                                  "Creator": "rp2pr_eval", "CreationDate": None}) as pdf:
-        fig = Figure(figsize=A4)
-        y = 0.95
-
-        def line(s: str, *, size: float = 9.5, weight: str = "normal", gap: float = 0.0) -> None:
-            nonlocal y
-            for piece in textwrap.wrap(s, _WRAP) or [""]:
-                fig.text(0.07, y, piece, fontsize=size, weight=weight, va="top", family="DejaVu Sans")
-                y -= 0.0175 * size / 9.5
-            y -= gap
-
-        line(title, size=16, weight="bold", gap=0.01)
-        line(f"Data SHA-256 {text['data_sha']}…", gap=0.015)
-        line("Design", size=12, weight="bold", gap=0.004)
-        line(text["design"], gap=0.015)
-        line("Headline findings", size=12, weight="bold", gap=0.004)
+        pages = _TextPages(pdf)
+        pages.line(title, size=16, weight="bold", gap=0.01)
+        pages.line(f"Data SHA-256 {text['data_sha']}…", gap=0.015)
+        pages.heading("Design")
+        pages.line(text["design"], gap=0.015)
+        pages.heading("Headline findings")
         for h in text["headlines"]:
-            line("• " + h, gap=0.004)
+            pages.line("• " + h, gap=0.004)
         for n in text["notes"]:
-            y -= 0.008
-            line(n, size=9, gap=0.004)
-        y -= 0.01
-        line("Primary indicators (ANCOVA; risk differences in percentage points)", size=12, weight="bold", gap=0.006)
+            pages.y -= 0.008
+            pages.line(n, size=9, gap=0.004)
+        pages.y -= 0.01
+        pages.heading("Primary indicators (ANCOVA; risk differences in percentage points)")
         head = ["Indicator", "Estimate", "95% CI", "Holm p"] + (["True effect"] if text["truth"] else [])
         xs = [0.07, 0.50, 0.62, 0.78, 0.88]
-        for j, h in enumerate(head):
-            fig.text(xs[j], y, h, fontsize=9, weight="bold", va="top")
-        y -= 0.02
+        pages.row(head, xs, weight="bold", step=0.02)
         for outcome, est, ci, p, tr in text["rows"]:
             label = OUTCOMES[outcome].label if outcome in OUTCOMES else outcome
-            for j, cell in enumerate([label, est, ci, p, tr][:len(head)]):
-                fig.text(xs[j], y, cell, fontsize=9, va="top")
-            y -= 0.018
-        pdf.savefig(fig)
+            pages.row([label, est, ci, p, tr][:len(head)], xs)
+        pages.flush()                          # the sections start on a page of their own
+        _sections(pages, run_dir)
         for path, caption in _figure_pages(run_dir):
             fig = Figure(figsize=A4)
             image = imread(path)
@@ -136,4 +278,4 @@ def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run"
     return out
 
 
-__all__ = ["report_text", "write_report_pdf"]
+__all__ = ["referee_paragraphs", "report_text", "write_report_pdf"]

@@ -141,7 +141,8 @@ def new_axes(ax: Axes | None) -> Axes:
     return new_figure().add_subplot()
 
 
-_LOG_TICK_TIERS = (
+#: Candidate ticks of a log (ratio) axis, coarsest first; :func:`log_ticks` takes the first tier giving enough.
+LOG_TICK_TIERS = (
     (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100),
     (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2, 3, 4, 5, 10),
     (0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2),
@@ -150,7 +151,7 @@ _LOG_TICK_TIERS = (
 
 
 def log_ticks(ax: Axes, *, max_ticks: int = 8, axis: str = "x") -> None:
-    """Log x axis with plain-number ticks: the coarsest set giving 4 (or ``max_ticks``) to ``max_ticks`` ticks."""
+    """Log axis (x or y) with plain-number ratio ticks: the coarsest set giving 4 (or ``max_ticks``) to ``max_ticks`` ticks."""
     from matplotlib.ticker import (
         FixedLocator,
         FuncFormatter,
@@ -162,7 +163,7 @@ def log_ticks(ax: Axes, *, max_ticks: int = 8, axis: str = "x") -> None:
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
     chosen: tuple[float, ...] = ()
-    for tier in _LOG_TICK_TIERS:
+    for tier in LOG_TICK_TIERS:
         inside = tuple(t for t in tier if lo <= t <= hi)
         if len(inside) > max_ticks and len(chosen) >= 2:
             break

@@ -533,5 +533,3 @@ def _forest_text(
             header.append(head.rjust(6))
     texts = ["  ".join(parts) for parts in zip(*columns)]
     return texts, "  ".join(header)
-
-

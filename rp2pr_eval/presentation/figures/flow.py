@@ -17,6 +17,7 @@ from rp2pr_eval.presentation.figures.style import (
     ARM_COLOURS,
     ARM_LABELS,
     NEUTRAL_COLOUR,
+    SMALL_FONT_PT,
     figure_size,
 )
 from rp2pr_eval.presentation.flow import flow_table, load_flow
@@ -174,7 +175,7 @@ def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
         arm_box = text(x, y_arms, f"{ARM_LABELS.get(arm, arm)}\n{_fmt(r['pairs'])} pairs, {_fmt(r['trusts'])} trusts",
                        style=dict(box, ec=colour, lw=1.2))
         connect(main[3], arm_box)
-        result = text(x, y_result, "\n".join(analysed[arm]), va="top", fontsize="x-small", linespacing=1.35,
+        result = text(x, y_result, "\n".join(analysed[arm]), va="top", fontsize=SMALL_FONT_PT, linespacing=1.35,
                       style=dict(box, ec=colour))
         connect(arm_box, result)
     outcome = flow.attrs.get("outcome") if outcome is None else outcome

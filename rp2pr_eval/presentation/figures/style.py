@@ -74,6 +74,10 @@ SANS_SERIF = ("Arial", "Helvetica", "Liberation Sans", "Nimbus Sans", "DejaVu Sa
 
 BASE_FONT_PT = 8.0
 TITLE_FONT_PT = 9.0
+#: Size of secondary text (legends, dense tick labels) at print size.
+SMALL_FONT_PT = 7.0
+#: No text of a saved figure is smaller than this at its print width (85 or 170 mm); tests check it.
+MIN_FONT_PT = 6.5
 
 
 def figure_size(size: FigureSize = "single", aspect: float | None = None) -> tuple[float, float]:
