@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from pathlib import Path
 
 from rp2pr_eval.inference.validity import PValueStanding
@@ -146,8 +147,11 @@ def headline_sentence(effect: Effect, p_holm: float | None = None) -> str:
                f"{math.exp(effect.ci_high):.2f}")
     else:
         est = f"{effect.estimate:+.2f} ({level} CI {effect.ci_low:.2f} to {effect.ci_high:.2f}"
-    p = f"Holm p = {_p(p_holm)}" if p_holm is not None else f"p = {_p(effect.p_value)}"
-    return f"{label}: {est}; {p})"
+    value = p_holm if p_holm is not None else effect.p_value
+    shown = _p(value)
+    p = ("Holm p" if p_holm is not None else "p") + (f" {shown}" if shown.startswith("<") else f" = {shown}")
+    # a minus sign, not a hyphen, for negative numbers in running text
+    return re.sub(r"(?<![\w.])-(?=\d)", "\u2212", f"{label}: {est}; {p})")
 
 
 def truth_words(truth: dict | None, effect: Effect) -> str:
