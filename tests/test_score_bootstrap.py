@@ -138,3 +138,17 @@ def test_front_end_gee_logistic_and_options(small):
         rp.wild_cluster_bootstrap(small, "active_treatment", rp.did_logistic, null=False)
     with pytest.raises(ValueError, match="supports"):
         rp.wild_cluster_bootstrap(small, "active_treatment", rp.mixed_logistic)
+
+
+@pytest.mark.fixture
+def test_gee_score_bootstrap_inverts_past_nulls_the_model_cannot_be_fitted_under(bundled_patients):
+    """mdt_discussed (a 96 % rate): inverting the GEE score test probes h = estimate + 2.3 x width = 1.57,
+    where the restricted fit has fitted probabilities of 0 or 1. Before, that probe ended the whole call
+    with the separation error although the test at h0 = 0 and the interval are well defined; now such nulls
+    count as rejected, the interval is the test's own, and the count is reported."""
+    effect = rp.wild_cluster_bootstrap(bundled_patients, "mdt_discussed", rp.gee_logistic, n_boot=99, seed=1)
+    assert effect.estimator == "gee_logistic+score_bootstrap"
+    assert effect.details["infeasible_nulls"] >= 1
+    assert 0.1 < effect.p_value < 0.6                              # estimate 0.35, SE 0.26: not significant
+    assert math.isfinite(effect.ci_low) and math.isfinite(effect.ci_high)
+    assert effect.ci_low < 0 < effect.estimate < effect.ci_high < 1.5

@@ -321,7 +321,7 @@ def _score_bootstrap(patients, outcome, name, *, n_boot, weights, seed, design, 
         ci_high=res.ci_high, vcov=f"restricted score bootstrap ({weights}, {res.n_boot})",
         details={**effect.details, "score_stat": res.score_stat, "p_value_equal_tail": res.p_value_equal_tail,
                  "n_boot": res.n_boot, "boot_weights": weights, "h0": res.h0, "null_imposed": True,
-                 "se_method": effect.vcov})
+                 "se_method": effect.vcov, "infeasible_nulls": res.infeasible_nulls})
 
 
 def shared_bootstrap_weights(n_clusters: int, n_boot: int = 9_999, kind: str = "rademacher", *, seed=1) -> np.ndarray:

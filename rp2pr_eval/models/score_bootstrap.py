@@ -66,10 +66,20 @@ class ScoreBootstrapResult(BootstrapTestResult):
     """Result of :func:`score_bootstrap_logit`: the score statistic, its bootstrap p-values and the inverted CI.
 
     The fields of :class:`~rp2pr_eval.models.wild.BootstrapTestResult` (``t_draws`` are bootstrap score
-    statistics) and ``score_stat``, the observed score statistic under ``β_j = h0``.
+    statistics) and ``score_stat``, the observed score statistic under ``β_j = h0``;
+    ``infeasible_nulls``, the number of values ``h`` tried while inverting the test at which the
+    restricted model could not be fitted (fitted probabilities numerically 0 or 1, no convergence): they
+    are counted as rejected, and a bound that lies where the fits stop being possible is reported as
+    unbounded (``±inf``) rather than as a false limit.
     """
 
     score_stat: float
+    infeasible_nulls: int = 0
+
+
+#: The statistic given to a null the restricted model cannot be fitted under: far above any draw (finite,
+#: so that the inversion's tie checks stay meaningful).
+_REJECTED = 1e300
 
 
 def score_t_draws(s_g: np.ndarray, B_g: np.ndarray, j: int, V: np.ndarray) -> tuple[float, np.ndarray]:
@@ -260,14 +270,33 @@ def score_bootstrap_logit(
     p_sym = float(np.mean(np.abs(t_draws) >= abs(t_obs) - tol))
     p_eq = min(1.0, 2.0 * min(float(np.mean(t_draws <= t_obs + tol)), float(np.mean(t_draws >= t_obs - tol))))
     ci_low = ci_high = math.nan
+    failed: list[float] = []
+
+    def at_or_rejected(h: float) -> tuple[float, np.ndarray]:
+        """``at(h)``; a null the restricted model cannot be fitted under is rejected (counted in ``failed``)."""
+        try:
+            return at(h)
+        except DataError:
+            failed.append(float(h))
+            return _REJECTED, np.zeros(V.shape[0])
+
     if ci:
         k = int(math.ceil((1.0 - level) * n_boot - 1e-9))
         crit = float(stats.t.ppf(1.0 - (1.0 - level) / 2.0, n_clusters - 1))
         estimate = float(np.asarray(start, dtype=float)[j])
-        ci_low, ci_high = invert_symmetric_test(lambda h: abs(at(h)[0]), lambda h: at(h)[1], k=k,
-                                                estimate=estimate, width=crit * float(se))
+        width = crit * float(se)
+        ci_low, ci_high = invert_symmetric_test(lambda h: abs(at_or_rejected(h)[0]),
+                                                lambda h: at_or_rejected(h)[1], k=k, estimate=estimate, width=width)
+        # A bound found at the edge of the fittable region is where the fits stop, not where the test
+        # starts to reject: report that side as unbounded.
+        near = 1e-3 * width
+        if failed and math.isfinite(ci_low) and min(abs(f - ci_low) for f in failed) <= near:
+            ci_low = -math.inf
+        if failed and math.isfinite(ci_high) and min(abs(f - ci_high) for f in failed) <= near:
+            ci_high = math.inf
     t_draws = np.array(t_draws)
     t_draws.setflags(write=False)
     return ScoreBootstrapResult(h0=float(h0), score_stat=t_obs, p_value=p_sym, p_value_equal_tail=p_eq,
                                 ci_low=float(ci_low), ci_high=float(ci_high), level=float(level), n_boot=int(n_boot),
-                                boot_weights=boot_weights, n_clusters=n_clusters, t_draws=t_draws)
+                                boot_weights=boot_weights, n_clusters=n_clusters, t_draws=t_draws,
+                                infeasible_nulls=len(failed))
