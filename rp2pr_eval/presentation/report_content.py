@@ -35,6 +35,19 @@ from rp2pr_eval.study.outcomes import ESTIMATOR_LABELS
 _VARIANTS = {"RI": "randomisation inference", "wild": "wild cluster bootstrap"}
 
 
+def number_text(value, fmt: str = "{:+.1f}", scale: float = 1.0) -> str:
+    """A report number: ``fmt`` of ``value * scale``; "—" where missing, "none found" where infinite."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(value):
+        return "—"
+    if math.isinf(value):
+        return "none found"
+    return fmt.format(value * scale)
+
+
 def estimator_label(name: str) -> str:
     """``"ancova"`` → ``"ANCOVA (primary)"``; ``"ancova+RI"`` → ``"ANCOVA, randomisation inference"``."""
     base, _, variant = str(name).partition("+")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rp2pr_eval.inference.validity import PValueStanding
 from rp2pr_eval.presentation.report import LABELS, load_summary
-from rp2pr_eval.presentation.report_content import (data_quality_html, estimator_label, methods_html,
+from rp2pr_eval.presentation.report_content import (data_quality_html, estimator_label, methods_html, number_text,
                                                     patients_sentence, truth_text)
 from rp2pr_eval.results.effect import Effect
 from rp2pr_eval.study.outcomes import ESTIMATOR_LABELS, OUTCOMES
@@ -59,15 +59,7 @@ def extra_sections(run_dir: str | Path) -> str:
 
 
 def _number(value, scale: float, fmt: str = "{:+.1f}") -> str:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return "—"
-    if math.isnan(value):
-        return "—"
-    if math.isinf(value):
-        return "none found"
-    return fmt.format(value * scale)
+    return number_text(value, fmt, scale)
 
 
 def _as_shown(summary):

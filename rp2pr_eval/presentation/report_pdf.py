@@ -19,6 +19,8 @@ import re
 import textwrap
 from pathlib import Path
 
+from rp2pr_eval.presentation.report_content import number_text
+
 A4 = (8.27, 11.69)
 _WRAP = 95
 
@@ -126,17 +128,8 @@ class _TextPages:
 
 
 def _fmt(value, fmt: str = "{:+.1f}") -> str:
-    import math
-
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return "—"
-    if math.isnan(value):
-        return "—"
-    if math.isinf(value):
-        return "none found"
-    return fmt.format(value).replace("-", "−")
+    """:func:`number_text` with a minus sign for print."""
+    return number_text(value, fmt).replace("-", "−")
 
 
 def referee_paragraphs(run_dir: str | Path) -> list[tuple[str, str]]:
