@@ -31,6 +31,7 @@ as it does when run alone with Papermill or in JupyterLab.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -162,8 +163,8 @@ def plan_jobs(config: RunConfig, *, params_file: Path, staging: Path) -> tuple[l
     return jobs, summary
 
 
-_SOCKETS = threading.Lock()
-_SOCKET_COUNT = [0]
+#: Socket prefixes k1, k2, ... of the kernels this process starts (``next`` on a count is atomic in CPython).
+_SOCKET_IDS = itertools.count(1)
 
 
 def ipc_kernel_manager(folder: str | Path) -> type:
@@ -182,11 +183,8 @@ def ipc_kernel_manager(folder: str | Path) -> type:
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            with _SOCKETS:
-                _SOCKET_COUNT[0] += 1
-                n = _SOCKET_COUNT[0]
             self.transport = "ipc"
-            self.ip = str(base / f"k{n}")
+            self.ip = str(base / f"k{next(_SOCKET_IDS)}")
 
     return IPCKernelManager
 

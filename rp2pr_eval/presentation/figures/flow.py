@@ -116,15 +116,15 @@ def plot_flow_diagram(flow: pd.DataFrame, *, design: StudyDesign | None = None,
 
     periods = {"pre": design.pre_years, "during": design.during_years, "post": design.post_years}
     analysed = {arm: _analysed_lines(stage, arm, periods) for arm in (design.intervention_arm, design.control_arm)}
+    longest = max(len(lines) for lines in analysed.values())
+    box_mm = 3.4 * longest + 4.0           # the longest "Analysed" box: about 3.4 mm a line, plus padding
     if fig is None:
-        # tall enough for the longest "Analysed" box below the arms (about 3.4 mm a line), and no taller
-        longest = max(len(lines) for lines in analysed.values())
-        height_mm = max(115.0, (3.4 * longest + 4.0) / 0.27)
+        # tall enough for that box below the arms, and no taller
+        height_mm = max(115.0, box_mm / 0.27)
         fig = new_figure(figsize=figure_size("double", aspect=height_mm / 170.0))
     # Vertical layout in axes fractions: the "Analysed" boxes take what their lines need at the
     # foot, the arms sit above them, and the four stages share the rest evenly.
-    longest = max(len(lines) for lines in analysed.values())
-    foot = min(0.45, (3.4 * longest + 4.0) / (fig.get_size_inches()[1] * 25.4))
+    foot = min(0.45, box_mm / (fig.get_size_inches()[1] * 25.4))
     y_result = 0.03 + foot
     y_arms = y_result + 0.10
     ys = list(np.linspace(0.95, y_arms + 0.17, 4))
