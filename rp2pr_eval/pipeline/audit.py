@@ -204,6 +204,10 @@ def audit_file(path: str | Path, *, root: str | Path | None = None, patient_ids:
     path = Path(path)
     rel = str(path.relative_to(root)) if root is not None else str(path)
     policy = policy_for_design(None) if policy is None else policy
+    return _audit_path(path, rel, _Ids(patient_ids), policy, max_bytes, counts)
+
+
+def _audit_path(path: Path, rel: str, ids: _Ids, policy: DisclosurePolicy, max_bytes: int, counts: bool) -> list[str]:
     try:
         content = read_content(path, max_bytes=max_bytes)
     except Unreadable as exc:
@@ -212,7 +216,7 @@ def audit_file(path: str | Path, *, root: str | Path | None = None, patient_ids:
         return [f"{rel}: unreadable, not audited: {type(exc).__name__}"]
     if content is None:
         return []
-    return _audit_content(rel, content, _Ids(patient_ids), policy, counts)
+    return _audit_content(rel, content, ids, policy, counts)
 
 
 def _walk(run_dir: Path) -> Iterable[tuple[Path, str | None]]:
@@ -269,7 +273,7 @@ def audit_files(run_dir: str | Path, *, patient_ids: Iterable[object] | None = N
     if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1:
         raise ParameterError(f"audit: max_bytes must be a positive integer, got {max_bytes!r}")
     report = AuditReport()
-    ids = list(patient_ids) if patient_ids is not None else None
+    ids = _Ids(patient_ids)                  # once: 58k ids took 0.1 s per file when built for each of ~400 files
     for path, why in _walk(run_dir):
         rel = str(path.relative_to(run_dir))
         report.files += 1
@@ -278,7 +282,7 @@ def audit_files(run_dir: str | Path, *, patient_ids: Iterable[object] | None = N
             report.problems.append(f"{rel}: unreadable, not audited: {why}")
             continue
         counts = rel not in METADATA_FILES and not _package_document(path, rel)
-        found = audit_file(path, root=run_dir, patient_ids=ids, policy=policy, max_bytes=max_bytes, counts=counts)
+        found = _audit_path(path, rel, ids, policy, max_bytes, counts)
         if found and "unreadable, not audited" in found[0]:
             report.unreadable.append(rel)
         if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif", ".pdf"):

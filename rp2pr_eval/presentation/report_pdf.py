@@ -19,6 +19,8 @@ import re
 import textwrap
 from pathlib import Path
 
+import numpy as np
+
 from rp2pr_eval.presentation.report_content import number_text
 
 A4 = (8.27, 11.69)
@@ -223,7 +225,7 @@ def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run"
     """Write ``<run_dir>/report.pdf`` (see the module docstring); returns its path."""
     from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
-    from matplotlib.image import imread
+    from PIL import Image
 
     from rp2pr_eval.study.outcomes import OUTCOMES
 
@@ -256,12 +258,15 @@ def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run"
         _sections(pages, run_dir)
         for path, caption in _figure_pages(run_dir):
             fig = Figure(figsize=A4)
-            image = imread(path)
+            with Image.open(path) as png:     # 8-bit pixels as they are (imread would make floats)
+                image = np.asarray(png.convert("RGB"))   # figures are opaque: no alpha mask
             h, w = image.shape[:2]
             width = 0.86
             height = min(0.8, width * (h / w) * A4[0] / A4[1])
             ax = fig.add_axes((0.07, 0.9 - height, width, height))
-            ax.imshow(image, interpolation="lanczos")
+            # "none": the PDF holds the PNG's own pixels, unresampled (the viewer scales them); resampling
+            # ~100 figures at 300 dpi took 30 s of the run
+            ax.imshow(image, interpolation="none")
             ax.set_axis_off()
             fig.text(0.07, 0.95, caption, fontsize=11, weight="bold", va="top")
             fig.text(0.07, 0.88 - height, f"figures/{path.stem} (.png, .svg, .pdf)", fontsize=8, color="#555",
