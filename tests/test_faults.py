@@ -78,11 +78,12 @@ def _start_run(params: Path, run_id: str, systmp: Path) -> subprocess.Popen:
 
 
 def _wait_for_kernel(out: Path, run_id: str, systmp: Path, timeout: float = 120) -> None:
-    """Until the private folder holds the data and a notebook is being executed."""
+    """Until the private folder holds the data and a notebook kernel is running (its Unix sockets are there;
+    papermill writes the notebook itself only once it has run)."""
     end = time.time() + timeout
     while time.time() < end:
         private = list(systmp.glob("rp2pr-eval-*/patients.parquet"))
-        if private and list((out / f".{run_id}.partial" / "notebooks").glob("*.ipynb")):
+        if private and (out / f".{run_id}.partial").is_dir() and list(systmp.glob("rp2pr-eval-*/k*-*")):
             time.sleep(1.0)
             return
         time.sleep(0.2)

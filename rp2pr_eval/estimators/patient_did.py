@@ -69,14 +69,15 @@ def did_logistic(
     """
     check_option("vcov", vcov, ("CR1",))
     check_level(level)
-    import statsmodels.api as sm
+    from statsmodels.genmod import families
+    from statsmodels.genmod.generalized_linear_model import GLM   # not statsmodels.api: 0.7 s of imports
 
     prep = prepare(patients, outcome, design=design, cluster=cluster, kinds=("binary",), estimator="did_logistic",
                    incomplete_pairs=incomplete_pairs)
     y = pd.to_numeric(prep.rows[prep.entry.name]).to_numpy(dtype=float)
     X, names = patient_design(prep, covariates)
     check_cells(prep, y)
-    model = sm.GLM(y, X, family=sm.families.Binomial())
+    model = GLM(y, X, family=families.Binomial())
     groups = prep.cluster_codes()
     if groups is not None:
         res = model.fit(cov_type="cluster", cov_kwds={"groups": groups, "use_correction": True, "df_correction": True})

@@ -73,7 +73,7 @@ def fit_lmm(X, y, groups, *, Z=None, weights=None, reml: bool = True, names=None
         A singular fit (non-finite covariance of the fixed effects), fewer than 2 groups.
     """
     import pandas as pd
-    import statsmodels.api as sm
+    from statsmodels.regression.mixed_linear_model import MixedLM   # not statsmodels.api: 0.7 s of imports
 
     X = np.asarray(X, dtype=float)
     y_raw = np.asarray(y, dtype=float)
@@ -97,7 +97,7 @@ def fit_lmm(X, y, groups, *, Z=None, weights=None, reml: bool = True, names=None
         sw = np.sqrt(w / w.mean())
         Xf, yf, Zm = X * sw[:, None], y_std * sw, Zm * sw[:, None]
         log_jacobian = float(np.log(sw).sum())  # the scaled data's likelihood omits +½Σlog w
-    model = sm.MixedLM(yf, Xf, groups=codes, exog_re=Zm)
+    model = MixedLM(yf, Xf, groups=codes, exog_re=Zm)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
