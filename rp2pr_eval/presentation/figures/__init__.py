@@ -10,7 +10,6 @@ from rp2pr_eval.presentation.figures.diagnostics import (
     plot_caterpillar,
     plot_randomisation,
 )
-from rp2pr_eval.presentation.figures.canvas import DisplayFigure, new_figure
 from rp2pr_eval.presentation.figures.effects import forest_figure, forest_height, plot_event_study, plot_forest
 from rp2pr_eval.presentation.figures.flow import plot_flow_diagram
 from rp2pr_eval.presentation.figures.funnel import (
@@ -39,6 +38,18 @@ from rp2pr_eval.presentation.figures.trends import (
     plot_trends_grid,
     trend_rates,
 )
+
+
+
+def __getattr__(name: str):
+    """``DisplayFigure`` and ``new_figure`` on first use: their module imports matplotlib (0.35 s), which
+    ``import rp2pr_eval`` should not pay for in a kernel that never draws."""
+    if name in ("DisplayFigure", "new_figure"):
+        from rp2pr_eval.presentation.figures import canvas
+
+        return getattr(canvas, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ARM_COLOURS",
