@@ -659,6 +659,35 @@ def test_save_figure_is_byte_identical_across_processes_and_after_display(tmp_pa
 
 
 @pytest.mark.fixture
+def test_a_saved_figure_is_shown_from_its_png_until_it_changes(tmp_path):
+    """The inline display of a figure just saved is the saved PNG scaled to the display resolution
+    (no fifth drawing); any change afterwards draws the figure afresh, so the display is never stale."""
+    import io
+
+    from PIL import Image
+
+    from rp2pr_eval.presentation.figures.canvas import DISPLAY_DPI, new_figure
+
+    with style(size="single"):
+        fig = new_figure()
+        ax = fig.add_subplot()
+        ax.plot([2008, 2013], [0.55, 0.63], color=ARM_COLOURS["control"])
+        ax.set_title("before")
+    (png_path,) = save_figure(fig, tmp_path / "figure", formats=("png",))
+    saved = Image.open(png_path)
+    shown = fig._repr_png_()
+    scaled = saved.resize((round(saved.width * DISPLAY_DPI / 300), round(saved.height * DISPLAY_DPI / 300)),
+                          Image.Resampling.LANCZOS)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(shown))), np.asarray(scaled))   # from the file
+    ax.set_title("after")
+    changed = fig._repr_png_()
+    assert changed != shown and Image.open(io.BytesIO(changed)).size == scaled.size
+    fresh = io.BytesIO()
+    fig.savefig(fresh, format="png", dpi=DISPLAY_DPI, facecolor="white")
+    assert changed == fresh.getvalue()                     # drawn again, with the new title
+
+
+@pytest.mark.fixture
 def test_save_figure_restores_the_layout_engine(tmp_path):
     fig = _build_figure()
     engine = fig.get_layout_engine()

@@ -174,7 +174,10 @@ def save_figure(
     import matplotlib as mpl
 
     stem.parent.mkdir(parents=True, exist_ok=True)
+    from rp2pr_eval.presentation.figures.canvas import DisplayFigure
+
     written = []
+    png = None
     rc = {"svg.hashsalt": SVG_HASHSALT, "pdf.fonttype": 42, "ps.fonttype": 42}
     with mpl.rc_context(rc), _settled_layout(fig, dpi):
         for fmt in formats:
@@ -183,7 +186,14 @@ def save_figure(
                 buffer = io.StringIO()
                 fig.savefig(buffer, format=fmt, dpi=dpi, metadata=dict(_METADATA[fmt]))
                 path.write_text(_renumber_svg_clip_ids(buffer.getvalue()), encoding="utf-8", newline="")
+            elif fmt == "png":
+                raw = io.BytesIO()
+                fig.savefig(raw, format=fmt, dpi=dpi, metadata=dict(_METADATA[fmt]))
+                png = raw.getvalue()
+                path.write_bytes(png)
             else:
                 fig.savefig(path, format=fmt, dpi=dpi, metadata=dict(_METADATA[fmt]))
             written.append(path)
+    if png is not None and isinstance(fig, DisplayFigure):
+        fig.remember_saved_png(png, dpi)      # shown inline from this PNG until the figure changes
     return written
