@@ -134,6 +134,20 @@ def test_figures_regenerate_without_refitting(finished_run, monkeypatch):
     assert after == before                                  # redrawn, byte-identical, nothing refitted
 
 
+def test_jobs_run_longest_first_so_no_long_notebook_starts_last(tmp_path):
+    """The binary outcomes' notebooks (every estimator and referee check) first, the quick checks last,
+    the summary after all of them."""
+    config = load_run_config(ROOT / "parameters")
+    jobs, summary = batch.plan_jobs(config, params_file=tmp_path / "p.json", staging=tmp_path)
+    names = [j.name for j in jobs]
+    kinds = [rp.OUTCOMES[j.outcome].kind if j.outcome else None for j in jobs]
+    n_binary = kinds.count("binary")
+    assert n_binary >= 10 and kinds[:n_binary] == ["binary"] * n_binary
+    assert names.index("01_descriptives") < names.index("30_power") < names.index("00_data_checks")
+    assert names[-1] == "00_data_checks" and summary.name == "20_summary"
+    assert names.index("10_outcome_analysis__survival_days") > names.index("01_descriptives")
+
+
 # ---------------------------------------------------------------- failures
 def test_bad_parameter_file_stops_before_anything_runs(tmp_path, small_data, capsys):
     params = _write_params(tmp_path / "p", small_data, tmp_path / "out")
@@ -464,6 +478,12 @@ def test_the_run_writes_the_report_as_one_pdf(finished_run):
         if r.scale == "risk_difference":
             assert f"{100 * r.lopo_min:+.1f} (without {r.lopo_min_pair})".replace("-", "−") in sections
     assert any(f.stem.endswith("_effect_modification") for f, _ in figures)
+    # the figures are their own vector PDFs, not pixels: a figure page's text holds the figure's words
+    for (path, caption), text in zip(figures, texts[n_text:]):
+        assert text.startswith(" ".join(caption.split())), (path.stem, text[:80])
+        own = text[len(" ".join(caption.split())):].replace(f"figures/{path.stem} (.png, .svg, .pdf)", "")
+        assert len(own.split()) >= 3, (path.stem, own)
+    assert (finished_run / "report.pdf").stat().st_size < 5e6
     assert not (finished_run / ".report.pdf.partial").exists()
 
 

@@ -1,15 +1,17 @@
 """The run's report as one PDF (``report.pdf``), for journals and ethics committees.
 
-Built with matplotlib's :class:`~matplotlib.backends.backend_pdf.PdfPages` (already a dependency;
-no browser or HTML engine needed): A4 pages of text — the design paragraph, the headline sentences
-(with the generator's truth for synthetic data), the primary table, then the sections of the
-report page: "Methods in brief" (:data:`~rp2pr_eval.presentation.report_content.METHODS_IN_BRIEF`),
-"Data quality" (:func:`~rp2pr_eval.presentation.report_content.data_quality`) and "Referee's checks"
-(one paragraph per outcome from :func:`~rp2pr_eval.presentation.referee.sensitivity_table`) — text
-flowing over as many pages as it needs — then one page per saved figure (the PNGs the run wrote,
-each with its caption). It reads what :func:`write_report_pdf`'s
-run folder holds (manifest, results, figures), exactly as the HTML page does, and never fits.
-No global state is touched: figures are :class:`matplotlib.figure.Figure` objects outside pyplot.
+Built with matplotlib's :class:`~matplotlib.backends.backend_pdf.PdfPages` and pypdf (no browser or
+HTML engine needed): A4 pages of text — the design paragraph, the headline sentences (with the
+generator's truth for synthetic data), the primary table, then the sections of the report page:
+"Methods in brief" (:data:`~rp2pr_eval.presentation.report_content.METHODS_IN_BRIEF`), "Data quality"
+(:func:`~rp2pr_eval.presentation.report_content.data_quality`) and "Referee's checks" (one paragraph
+per outcome from :func:`~rp2pr_eval.presentation.referee.sensitivity_table`) — text flowing over as
+many pages as it needs — then one page per saved figure with its caption. A figure's page holds the
+figure's own PDF (``figures/<name>.pdf``, vector, placed as a form XObject by pypdf: matplotlib cannot
+embed another PDF, and nothing is re-drawn); a figure the run saved only as PNG is placed as its
+pixels. It reads what :func:`write_report_pdf`'s run folder holds (manifest, results, figures),
+exactly as the HTML page does, and never fits. No global state is touched: figures are
+:class:`matplotlib.figure.Figure` objects outside pyplot.
 """
 from __future__ import annotations
 
@@ -223,9 +225,9 @@ def _sections(pages: _TextPages, run_dir: Path) -> None:
 
 def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run") -> Path:
     """Write ``<run_dir>/report.pdf`` (see the module docstring); returns its path."""
+    import io
+
     from matplotlib.backends.backend_pdf import PdfPages
-    from matplotlib.figure import Figure
-    from PIL import Image
 
     from rp2pr_eval.study.outcomes import OUTCOMES
 
@@ -233,8 +235,10 @@ def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run"
     text = report_text(run_dir)
     out = run_dir / "report.pdf"
     tmp = run_dir / ".report.pdf.partial"
-    with PdfPages(tmp, metadata={"Title": title, "Subject": f"data SHA-256 {text['data_sha']}…",
-                                 "Creator": "rp2pr_eval", "CreationDate": None}) as pdf:
+    pages_pdf = io.BytesIO()
+    placed: list[tuple[int, Path, tuple[float, float, float]]] = []     # page, figure PDF, (x, y, width) in pt
+    with PdfPages(pages_pdf, metadata={"Title": title, "Subject": f"data SHA-256 {text['data_sha']}…",
+                                       "Creator": "rp2pr_eval", "CreationDate": None}) as pdf:
         pages = _TextPages(pdf)
         pages.line(title, size=16, weight="bold", gap=0.01)
         pages.line(f"Data SHA-256 {text['data_sha']}…", gap=0.015)
@@ -257,23 +261,100 @@ def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run"
         pages.flush()                          # the sections start on a page of their own
         _sections(pages, run_dir)
         for path, caption in _figure_pages(run_dir):
-            fig = Figure(figsize=A4)
-            with Image.open(path) as png:     # 8-bit pixels as they are (imread would make floats)
-                image = np.asarray(png.convert("RGB"))   # figures are opaque: no alpha mask
-            h, w = image.shape[:2]
-            width = 0.86
-            height = min(0.8, width * (h / w) * A4[0] / A4[1])
-            ax = fig.add_axes((0.07, 0.9 - height, width, height))
-            # "none": the PDF holds the PNG's own pixels, unresampled (the viewer scales them); resampling
-            # ~100 figures at 300 dpi took 30 s of the run
-            ax.imshow(image, interpolation="none")
-            ax.set_axis_off()
-            fig.text(0.07, 0.95, caption, fontsize=11, weight="bold", va="top")
-            fig.text(0.07, 0.88 - height, f"figures/{path.stem} (.png, .svg, .pdf)", fontsize=8, color="#555",
-                     va="top")
-            pdf.savefig(fig)
+            placement = _figure_page(pdf, path, caption)
+            if placement is not None:
+                placed.append((pdf.get_pagecount() - 1, path.with_suffix(".pdf"), placement))
+    _place_vector_figures(pages_pdf, placed, tmp)
     tmp.replace(out)
     return out
+
+
+#: Width of a figure on its page (fraction of A4), and the most height it may take.
+_FIGURE_WIDTH, _FIGURE_HEIGHT = 0.86, 0.8
+
+
+def _figure_page(pdf, path: Path, caption: str) -> tuple[float, float, float] | None:
+    """One A4 page for a figure: its caption, and either room for the figure's own (vector) PDF —
+    returned as (x, y, width) in points, placed by :func:`_place_vector_figures` — or, where the run has
+    no PDF of the figure, its PNG's pixels as they are."""
+    from matplotlib.figure import Figure
+
+    vector = path.with_suffix(".pdf")
+    size = _pdf_page_size(vector)
+    is_vector = size is not None
+    if not is_vector:
+        from PIL import Image
+
+        with Image.open(path) as png:          # 8-bit pixels as they are (imread would make floats)
+            image = np.asarray(png.convert("RGB"))
+        size = (image.shape[1], image.shape[0])
+    w, h = size
+    height = min(_FIGURE_HEIGHT, _FIGURE_WIDTH * (h / w) * A4[0] / A4[1])
+    width = height * (w / h) * A4[1] / A4[0]
+    fig = Figure(figsize=A4)
+    fig.text(0.07, 0.95, caption, fontsize=11, weight="bold", va="top")
+    fig.text(0.07, 0.88 - height, f"figures/{path.stem} (.png, .svg, .pdf)", fontsize=8, color="#555", va="top")
+    if is_vector:
+        pdf.savefig(fig)
+        return 0.07 * A4[0] * 72, (0.9 - height) * A4[1] * 72, width * A4[0] * 72
+    ax = fig.add_axes((0.07, 0.9 - height, width, height))
+    ax.imshow(image, interpolation="none")     # the PNG's own pixels, unresampled (the viewer scales them)
+    ax.set_axis_off()
+    pdf.savefig(fig)
+    return None
+
+
+def _pdf_page_size(path: Path) -> tuple[float, float] | None:
+    """Width and height (points) of the first page of a figure's PDF; ``None`` if there is none or it is unreadable."""
+    if not path.is_file():
+        return None
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        box = PdfReader(path).pages[0].mediabox
+        return float(box.width), float(box.height)
+    except (PyPdfError, OSError, ValueError, IndexError, KeyError):
+        return None
+
+
+def _place_vector_figures(pages_pdf, placed, target: Path) -> None:
+    """Draw each figure's own PDF page, scaled, onto its captioned page and write the document to ``target``.
+
+    The figures stay vector graphics (text, lines and points as in ``figures/*.pdf``): the report is
+    sharp at any zoom and about a third of the size of one holding 300-dpi pixels. Each figure page
+    becomes a form XObject drawn with one ``cm … Do`` on its page, so no content stream is parsed or
+    re-encoded (embedding ~100 PNGs took 10 s of every run; pypdf's ``merge_transformed_page``, which
+    parses both pages' content, 8 s).
+    """
+    from pypdf import PdfReader, PdfWriter, Transformation
+    from pypdf.generic import ArrayObject, DictionaryObject, FloatObject, NameObject, StreamObject
+
+    writer = PdfWriter(clone_from=PdfReader(pages_pdf))
+    for k, (index, figure_pdf, (x, y, width)) in enumerate(placed):
+        figure = PdfReader(figure_pdf).pages[0]
+        scale = width / float(figure.mediabox.width)
+        page = writer.pages[index]
+        content = figure.get("/Contents")
+        content = None if content is None else content.get_object()
+        if not isinstance(content, StreamObject) or content.indirect_reference is None:
+            # not one content stream (not what matplotlib writes): let pypdf merge the page
+            page.merge_transformed_page(figure, Transformation().scale(scale).translate(x, y))
+            continue
+        content.update({NameObject("/Type"): NameObject("/XObject"), NameObject("/Subtype"): NameObject("/Form"),
+                        NameObject("/BBox"): ArrayObject(FloatObject(v) for v in figure.mediabox),
+                        NameObject("/Resources"): figure["/Resources"]})
+        form = content.clone(writer)           # the form, its fonts and images, copied into the report
+        resources = page["/Resources"].get_object()
+        if "/XObject" not in resources:
+            resources[NameObject("/XObject")] = DictionaryObject()
+        name = NameObject(f"/Rp2prFigure{k}")
+        resources["/XObject"].get_object()[name] = form.indirect_reference
+        drawing = page.get_contents()
+        drawing.set_data(drawing.get_data() + f"\nq {scale:.6f} 0 0 {scale:.6f} {x:.3f} {y:.3f} cm {name} Do Q\n".encode())
+        page.replace_contents(drawing)
+    with open(target, "wb") as fh:
+        writer.write(fh)
 
 
 __all__ = ["referee_paragraphs", "report_text", "write_report_pdf"]
