@@ -13,7 +13,10 @@ Where things are while a run is under way:
   (``run_parameters.json``), live in a **private working folder** (``tempfile.mkdtemp``: mode 0700,
   in the system's temporary folder, never under ``--out``), removed on every exit path;
 * the run folder is assembled as ``<out>/.<run-id>.partial`` and renamed to ``<out>/<run-id>`` at
-  the end; it never holds patient rows.
+  the end; it never holds patient rows;
+* the kernels talk to the runner over Unix sockets in the private folder and are forked from a warm
+  kernel server (:mod:`rp2pr_eval.pipeline.kernel_server`: the package is imported once per run, not
+  once per notebook); papermill writes each executed notebook once, when it has run.
 
 Faults: SIGINT, SIGTERM and SIGHUP stop the kernels, remove the private folder and the unfinished
 run folder, and re-raise (:class:`RunInterrupted` for SIGTERM/SIGHUP); so does any exception. A
@@ -180,7 +183,7 @@ def _longest_first(job: NotebookJob) -> tuple[float, str]:
 _SOCKET_IDS = itertools.count(1)
 
 
-def ipc_kernel_manager(folder: str | Path) -> type:
+def ipc_kernel_manager(folder: str | Path, server=None) -> type:
     """A kernel manager whose kernel talks over Unix sockets in ``folder`` instead of loopback TCP.
 
     The notebook kernels hold the patient table. Over TCP (jupyter_client's default) every message,
@@ -188,6 +191,9 @@ def ipc_kernel_manager(folder: str | Path) -> type:
     (ipykernel >= 7.3 warns about it on each start). Unix sockets in the run's private 0700 folder are
     reachable by the run's user only, need no encryption and are removed with the folder. Each kernel
     gets its own short socket prefix (Unix socket paths are limited to about 104 bytes).
+
+    With a :class:`~rp2pr_eval.pipeline.kernel_server.KernelServer`, kernels are forked from it (already
+    imported: about 3 s of CPU less per kernel); where it cannot start one, the kernel starts as usual.
     """
     from jupyter_client import AsyncKernelManager
 
@@ -199,16 +205,28 @@ def ipc_kernel_manager(folder: str | Path) -> type:
             self.transport = "ipc"
             self.ip = str(base / f"k{next(_SOCKET_IDS)}")
 
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            forked = None if server is None else server.fork(kernel_cmd, kw.get("env") or dict(os.environ),
+                                                             kw.get("cwd"))
+            if forked is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            # what LocalProvisioner.launch_kernel records for a Popen; no process group (pgid None), so
+            # every signal goes through the kernel's pidfd
+            provisioner = self.provisioner
+            provisioner.process, provisioner.pid, provisioner.pgid = forked, forked.pid, None
+            provisioner.cwd = kw.get("cwd", os.getcwd())
+            self._reconcile_connection_info(provisioner.connection_info)
+
     return IPCKernelManager
 
 
-def _execute(job: NotebookJob, staging: Path, private: Path | None = None) -> NotebookJob:
+def _execute(job: NotebookJob, staging: Path, private: Path | None = None, server=None) -> NotebookJob:
     import papermill as pm
 
     source = paths.notebooks_dir() / f"{job.template}.ipynb"
     target = staging / "notebooks" / f"{job.name}.ipynb"
     start = time.perf_counter()
-    engine = {} if private is None else {"kernel_manager_class": ipc_kernel_manager(private)}
+    engine = {} if private is None else {"kernel_manager_class": ipc_kernel_manager(private, server)}
     try:
         # request_save_on_cell_execute=False: papermill writes the notebook once at the end (and, with the
         # failing cell, on an error) instead of at the start and end of every cell (~150 writes of a growing
@@ -257,8 +275,12 @@ def _kernel_environment() -> None:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
 
-def run_evaluation(config: RunConfig, *, run_id: str | None = None, progress: bool = True) -> RunResult:
+def run_evaluation(config: RunConfig, *, run_id: str | None = None, progress: bool = True,
+                   fork_kernels: bool = True) -> RunResult:
     """Execute a whole run (see module docstring); returns the run folder and per-notebook status.
+
+    ``fork_kernels=False`` starts every kernel as a fresh process instead of forking it from the kernel
+    server (the same results; slower: ``benchmarks/bench_batch.py`` times both).
 
     Raises
     ------
@@ -307,7 +329,7 @@ def run_evaluation(config: RunConfig, *, run_id: str | None = None, progress: bo
         result.notes += remove_stale_workdirs()
         with _private_workdir() as private:
             try:
-                _run(config, patients, data, run_id, staging, private, result, progress)
+                _run(config, patients, data, run_id, staging, private, result, progress, fork_kernels)
                 os.replace(staging, final)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -316,7 +338,7 @@ def run_evaluation(config: RunConfig, *, run_id: str | None = None, progress: bo
 
 
 def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, private: Path, result: RunResult,
-         progress: bool) -> None:
+         progress: bool, fork_kernels: bool = True) -> None:
     started = time.time()
     for sub in RUN_FOLDERS:
         (staging / sub).mkdir()
@@ -333,16 +355,19 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
         result.notes += [f"{nb}: not applicable to a trust panel (patient-level tables); not run"
                          for nb in PATIENT_NOTEBOOKS if nb in config.notebooks]
     _kernel_environment()
+    from rp2pr_eval.pipeline import kernel_server
+
+    server = kernel_server.KernelServer(private) if fork_kernels and kernel_server.supported() else None
     bar = _progress(len(jobs) + (summary is not None), progress)
     pool = ThreadPoolExecutor(max_workers=max(1, config.jobs))
-    futures = [pool.submit(_execute, job, staging, private) for job in jobs]
+    futures = [pool.submit(_execute, job, staging, private, server) for job in jobs]
     try:
         for fut in as_completed(futures):
             job = fut.result()
             bar.update(1)
             bar.set_postfix_str(f"{job.name}: {job.status}")
         if summary is not None:
-            futures.append(pool.submit(_execute, summary, staging, private))
+            futures.append(pool.submit(_execute, summary, staging, private, server))
             futures[-1].result()
             bar.update(1)
     except BaseException:
@@ -352,6 +377,8 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
         raise
     finally:
         bar.close()
+        if server is not None:
+            server.stop()
     pool.shutdown()
     result.jobs = jobs + ([summary] if summary is not None else [])
     result.not_estimable = _not_estimable(staging)
@@ -482,7 +509,7 @@ def _stop_kernels() -> None:
 
     try:
         kernels = [p for p in psutil.Process().children(recursive=True)
-                   if "ipykernel_launcher" in " ".join(p.cmdline())]
+                   if any(k in " ".join(p.cmdline()) for k in ("ipykernel_launcher", "kernel_server"))]
     except psutil.Error:
         return
     for proc in kernels:
