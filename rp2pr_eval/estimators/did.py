@@ -227,7 +227,8 @@ def did_aggregate(
     prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_aggregate", trust_level_only=True,
                    panel_ok=True, incomplete_pairs=incomplete_pairs, rates=rates)
     spec, panel = _aggregate_spec(prep, weights, summary, "did_aggregate")
-    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
+    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names,
+              df_terms=[spec.coef_name])
     scale = scale_of(prep.entry, summary)
     estimand = {"risk_difference": "difference in differences of proportions",
                 "log_ratio": "difference in differences of mean log(1 + days) (log ratio of geometric means)",
@@ -305,7 +306,8 @@ def ancova(
     prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="ancova", trust_level_only=True,
                    panel_ok=True, incomplete_pairs=incomplete_pairs, rates=rates)
     spec, frame = _ancova_spec(prep, weights, summary)
-    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
+    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names,
+              df_terms=[spec.coef_name])
     scale = scale_of(prep.entry, summary)
     estimand = {"risk_difference": "baseline-adjusted difference in post-period proportions",
                 "log_ratio": "baseline-adjusted difference in post-period mean log(1 + days)",
@@ -386,7 +388,8 @@ def did_twfe(
     prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_twfe", trust_level_only=True,
                    panel_ok=True, incomplete_pairs=incomplete_pairs, rates=rates)
     spec, panel = _twfe_spec(prep, weights, summary)
-    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
+    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names,
+              df_terms=[spec.coef_name])
     scale = scale_of(prep.entry, summary)
     return _effect_from_fit(fit, "treated:post", prep=prep, estimator="did_twfe",
                             estimand="two-way fixed-effects difference in differences", scale=scale,
@@ -445,7 +448,7 @@ def event_study(
     X = np.column_stack([E, TD, YD])
     w = panel["weight"].to_numpy(dtype=float) if weights == "denominator" else None
     fit = wls(X, panel["value"].to_numpy(dtype=float), weights=w, cluster=prep.cluster_codes(panel), vcov=vcov,
-              names=names + tn + yn)
+              names=names + tn + yn, df_terms=names)  # (the df of the 85 fixed effects are never read)
     scale = scale_of(prep.entry, summary)
     effects = []
     n_trusts = prep.n_trusts

@@ -242,17 +242,21 @@ def _finish_panel(rows: pd.DataFrame, entry: Outcome, *, design, cluster, keep_d
     during = period_code == 1
     if not keep_during:
         dropped["during_years"] = int(rows["denominator"].to_numpy()[during].sum())
-        if during.any():
-            rows, period_code = rows.loc[~during], period_code[~during]
+        keep = np.flatnonzero(~during)
     else:
         dropped["during_years"] = 0
+        keep = np.arange(len(rows))
+    period_code = period_code[keep]
+    arm = rows["arm"].to_numpy(dtype=object)[keep]  # numpy comparisons: a tenth of the time of pandas' on text
+    # rows.loc[keep].assign(period=..., post=..., treated=...), built from arrays at once (a third faster);
+    # the period labels take the dtype pandas gives text
+    periods = pd.Series(np.array(["pre", "during", "post"], dtype=object)).array.take(period_code)
+    out = pd.DataFrame({**{c: take_rows(rows[c], keep) for c in rows.columns}, "period": periods,
+                        "post": (period_code == 2).astype(float),
+                        "treated": (arm == design.intervention_arm).astype(float)})
+    out.index = rows.index[keep]
+    rows = out
     trust_codes, trusts = pd.factorize(rows["trust_id"], sort=False)
-    arm = rows["arm"].to_numpy(dtype=object)  # numpy comparisons: a tenth of the time of pandas' on text
-    rows = rows.assign(
-        period=np.array(["pre", "during", "post"], dtype=object)[period_code],
-        post=(period_code == 2).astype(float),
-        treated=(arm == design.intervention_arm).astype(float),
-    )
     if rows.empty:
         raise DataError(f"{estimator}: outcome {entry.name!r} has no trust cells to analyse")
     _check_periods(trusts, trust_codes, period_code, design, entry.name, estimator)
