@@ -13,7 +13,9 @@ pyfixest, which is not a dependency of the package). For each estimator the scri
 * ``pyfixest``: ``pf.feols`` on the same panel with the same weights and CRV1/CRV3 clustering by pair
   (CR2 does not exist in pyfixest: its CR1 is timed, which is cheaper than CR2).
 
-and checks that the point estimates agree. Median of ``REPEAT`` calls after one warm-up, milliseconds.
+and checks that the point estimates agree. Median of ``REPEAT`` calls after one warm-up, milliseconds
+(``python benchmarks/bench_pyfixest.py 40`` for 40 calls: the machine may be shared, and the BLAS
+threads of the 90-column fixed-effects fits make single calls noisy under load).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from rp2pr_eval import models
 from rp2pr_eval.estimators.prepare import prepare, trust_values
 from rp2pr_eval.paths import bundled_data
 
-REPEAT = 15
+REPEAT = int(sys.argv[1]) if len(sys.argv) > 1 else 15
 OUTCOME = "active_treatment"
 
 

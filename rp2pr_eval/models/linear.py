@@ -205,6 +205,17 @@ class _State:
     omega: np.ndarray  # M X'WΦWX M
     groups: ClusterGroups
     naive_df: float
+    blocks: dict = field(default_factory=dict)  # the two (n, 2k) blocks of _p_arrays, formed on first use
+
+    def p_blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """``[XΩ - WΦXM, -XM]`` and ``[X, WΦX]``, whose cluster cross products with ``p`` give ``P``."""
+        if not self.blocks:
+            X = self.X
+            XM = X @ self.bread
+            wphi = (self.w * self.phi)[:, None]
+            self.blocks["left"] = np.hstack([X @ self.omega - wphi * XM, -XM])
+            self.blocks["right"] = np.hstack([X, wphi * X])
+        return self.blocks["left"], self.blocks["right"]
 
 
 # --------------------------------------------------------------------------- public
@@ -494,13 +505,12 @@ def _p_arrays(state: _State, L: np.ndarray, *, all_terms: bool, keep: np.ndarray
     contrasts only; the cluster cross products are still formed for all ``q``, so each
     kept ``P^{ss}`` is the same matrix product of the same numbers as without ``keep``.
     """
-    X, g = state.X, state.groups
+    g = state.groups
     p = state.infl @ L  # (n, q)
-    XM = X @ state.bread
-    wphi = (state.w * state.phi)[:, None]
     # P = (a Ω - b M) a' - (a M) b': left rows [a_jΩ - b_jM, -a_jM], right rows [a_j, b_j]
-    left = g.cross(p, np.hstack([X @ state.omega - wphi * XM, -XM]))  # (G, q, 2k)
-    right = g.cross(p, np.hstack([X, wphi * X]))
+    left_block, right_block = state.p_blocks()
+    left = g.cross(p, left_block)  # (G, q, 2k)
+    right = g.cross(p, right_block)
     G, q, _ = left.shape
     j = np.arange(G)
     if all_terms:
