@@ -13,7 +13,13 @@ pyfixest, which is not a dependency of the package). For each estimator the scri
 * ``pyfixest``: ``pf.feols`` on the same panel with the same weights and CRV1/CRV3 clustering by pair
   (CR2 does not exist in pyfixest: its CR1 is timed, which is cheaper than CR2).
 
-and checks that the point estimates agree. Median of ``REPEAT`` calls after one warm-up, milliseconds.
+and checks that the point estimates agree. Median of ``REPEAT`` calls after one warm-up, milliseconds
+(``python benchmarks/bench_pyfixest.py 40`` for 40 calls: the machine may be shared, and the BLAS
+threads of the 90-column fixed-effects fits make single calls noisy under load).
+
+Last measured (2 shared cores, load ≈ 1.2, median of 30, ms), rp (panel) on main before issue 15's numpy
+panel path → after, with pyfixest in the same run as the "after": did_aggregate 16.1 → 8.3 (feols 15.7),
+ancova 23.4 → 10.6 (14.5), did_twfe 20.1 → 12.6 (22.0), event_study 36.1 → 24.9 (26.1).
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from rp2pr_eval import models
 from rp2pr_eval.estimators.prepare import prepare, trust_values
 from rp2pr_eval.paths import bundled_data
 
-REPEAT = 15
+REPEAT = int(sys.argv[1]) if len(sys.argv) > 1 else 15
 OUTCOME = "active_treatment"
 
 

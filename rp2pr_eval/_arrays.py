@@ -1,4 +1,6 @@
-"""Input checks shared by the array-level model cores (GEE, Cox): one design-matrix validator."""
+"""Array helpers shared across layers: the design-matrix validator of the array-level model cores (GEE,
+Cox) and :func:`sorted_codes`, the integer coding of identifier columns used by the data checks and
+the trust-level estimators."""
 from __future__ import annotations
 
 import numpy as np
@@ -75,3 +77,38 @@ def numeric_vector(v, n_obs: int, what: str, *, expected: str = "numeric values"
             f"{np.flatnonzero(bad)[:5].tolist()}"
         )
     return arr
+
+
+def sorted_codes(values) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and sorted distinct labels of a column: what ``pandas.factorize(values, sort=True)`` gives.
+
+    The column is factorised in order of appearance (a hash table) and only its distinct labels are
+    sorted, then the codes renumbered; for identifier columns with few distinct labels (trusts, pairs,
+    arms, years) this takes about half the time of sorting inside ``factorize`` and gives the same
+    codes. Missing values get code ``-1``. Categorical columns (whose order is their categories') and
+    labels that do not sort among themselves (mixed types) are left to pandas.
+
+    Parameters
+    ----------
+    values : Series, Index or 1-D array
+
+    Returns
+    -------
+    codes : ndarray of intp, shape (n,)
+    labels : ndarray, shape (n_labels,)
+        The distinct non-missing labels in sorted order (object dtype for text).
+    """
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        codes, labels = pd.factorize(values, sort=True)
+        return codes, np.asarray(labels)
+    codes, labels = pd.factorize(values)
+    labels = np.asarray(labels)
+    try:
+        order = np.argsort(labels, kind="stable")
+    except TypeError:  # labels of mixed types: pandas' safe sort
+        codes, labels = pd.factorize(values, sort=True)
+        return codes, np.asarray(labels)
+    rank = np.empty(len(order) + 1, dtype=np.intp)
+    rank[order] = np.arange(len(order))
+    rank[-1] = -1  # code -1 (missing) stays -1
+    return rank[codes], labels[order]

@@ -280,6 +280,35 @@ def test_unweighted_working_models_coincide_and_cluster_vcov_agrees():
     assert not a.vcov.flags.writeable
 
 
+@pytest.mark.fixture
+@pytest.mark.parametrize("model", ["wls", "fe_wls"])
+@pytest.mark.parametrize("clustered", [True, False])
+def test_df_terms_give_the_full_computations_df_bit_for_bit(model, clustered):
+    """wls(df_terms=...) computes the Satterthwaite df of those coefficients only, each the same float as
+    with all df computed (single terms, several, the last; unclustered: chunks of the G×G arrays)."""
+    d = _data()
+    X, y, w = _design(model), d["y"], d["w"]
+    cl = d["cluster"] if clustered else None
+    full = wls(X, y, weights=w, cluster=cl, vcov="CR2")
+    names = list(full.names)
+    for terms in ([names[1]], [names[-1]], names[:3], [names[2], names[0]]):
+        part = wls(X, y, weights=w, cluster=cl, vcov="CR2", df_terms=terms)
+        for term in terms:
+            assert part.t_test(term) == full.t_test(term)  # every float equal, not just close
+        assert part._df is None  # the other coefficients' df are not computed ...
+        assert part.df.tobytes() == full.df.tobytes()  # ... until df is read, then all of them
+        assert not part.df.flags.writeable
+    one = wls(X, y, weights=w, cluster=cl, vcov="CR1", df_terms=[names[1]])  # CR1: df G - 1, as always
+    np.testing.assert_array_equal(one.df, wls(X, y, weights=w, cluster=cl, vcov="CR1").df)
+
+
+@pytest.mark.fixture
+def test_df_terms_rejects_unknown_coefficients():
+    d = _data()
+    with pytest.raises(ValueError, match=r"df_terms: unknown coefficient\(s\) \['tpx'\]"):
+        wls(_design("wls"), d["y"], cluster=d["cluster"], vcov="CR2", df_terms=["tp", "tpx"])
+
+
 # --------------------------------------------------------------------------- equivalence
 @pytest.mark.equivalence
 @pytest.mark.parametrize("weighted", [False, True])

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from rp2pr_eval._arrays import sorted_codes
 from rp2pr_eval._options import IncompletePairs, RatesType, VcovType, WeightsType, check_level, check_option
 from rp2pr_eval.errors import DataError
 from rp2pr_eval.estimators.patient_did import did_cox, did_logistic, marginal_risk_difference
@@ -109,10 +110,10 @@ class LinearSpec:
 
 def _units(frame: pd.DataFrame, design: StudyDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pair codes per row, pair labels (sorted) and the observed assignment per pair."""
-    codes, labels = pd.factorize(frame["pair_id"], sort=True)
+    codes, labels = sorted_codes(frame["pair_id"])
     treated = np.zeros(len(labels))
-    treated[codes] = (frame["arm"] == design.intervention_arm).to_numpy(dtype=float)
-    return codes, np.asarray(labels), treated
+    treated[codes] = (frame["arm"].to_numpy(dtype=object) == design.intervention_arm).astype(float)
+    return codes, labels, treated
 
 
 def _check_common(vcov, weights, level) -> None:
@@ -122,14 +123,15 @@ def _check_common(vcov, weights, level) -> None:
 
 
 def _effect_from_fit(fit: LinearFit, term: str, *, prep: Prepared, estimator: str, estimand: str, scale: str,
-                     n_obs: int, level: float, vcov: str, extra: dict | None = None) -> Effect:
+                     n_obs: int, level: float, vcov: str, extra: dict | None = None,
+                     n_trusts: int | None = None) -> Effect:
     t = fit.t_test(term, level=level)
     coefs = {n: (float(b), float(s)) for n, b, s in zip(fit.names, fit.coef, fit.se) if not n.startswith(("trust[", "year["))}
     details = {"coefficients": coefs, "n_dropped": prep.n_dropped, **prep.notes(), **(extra or {})}
     return Effect(
         outcome=prep.entry.name, estimator=estimator, estimand=estimand, scale=scale,
         estimate=t["estimate"], se=t["se"], ci_low=t["ci_low"], ci_high=t["ci_high"], p_value=t["p_value"],
-        df=t["df"], n_obs=n_obs, n_trusts=prep.n_trusts, n_clusters=fit.n_clusters if prep.cluster else None,
+        df=t["df"], n_obs=n_obs, n_trusts=prep.n_trusts if n_trusts is None else n_trusts, n_clusters=fit.n_clusters if prep.cluster else None,
         cluster=prep.cluster, vcov=vcov, level=level, details=details,
     )
 
@@ -138,7 +140,7 @@ def _effect_from_fit(fit: LinearFit, term: str, *, prep: Prepared, estimator: st
 def _aggregate_spec(prep: Prepared, weights: str | None, summary: str, estimator: str,
                     panel: pd.DataFrame | None = None) -> tuple[LinearSpec, pd.DataFrame]:
     panel = trust_values(prep, "period", summary=summary) if panel is None else panel
-    post = (panel["period"] == "post").to_numpy(dtype=float)
+    post = (panel["period"].to_numpy(dtype=object) == "post").astype(float)
     unit, labels, assignment = _units(panel, prep.design)
     spec = LinearSpec(
         estimator=estimator, outcome=prep.entry.name, y=panel["value"].to_numpy(dtype=float),
@@ -146,7 +148,7 @@ def _aggregate_spec(prep: Prepared, weights: str | None, summary: str, estimator
         fixed=np.column_stack([np.ones(len(panel)), post]), fixed_names=("intercept", "post"),
         scales=np.vstack([np.ones(len(panel)), post]), treat_names=("treated", "treated:post"),
         coef_name="treated:post", unit=unit, unit_labels=labels, unit_assignment=assignment,
-        trust=pd.factorize(panel["trust_id"], sort=True)[0], cluster=prep.cluster_codes(panel),
+        trust=sorted_codes(panel["trust_id"])[0], cluster=prep.cluster_codes(panel),
     )
     return spec, panel
 
@@ -225,7 +227,8 @@ def did_aggregate(
     prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_aggregate", trust_level_only=True,
                    panel_ok=True, incomplete_pairs=incomplete_pairs, rates=rates)
     spec, panel = _aggregate_spec(prep, weights, summary, "did_aggregate")
-    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
+    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names,
+              df_terms=[spec.coef_name])
     scale = scale_of(prep.entry, summary)
     estimand = {"risk_difference": "difference in differences of proportions",
                 "log_ratio": "difference in differences of mean log(1 + days) (log ratio of geometric means)",
@@ -239,18 +242,30 @@ def did_aggregate(
 def _ancova_spec(prep: Prepared, weights: str | None, summary: str,
                  panel: pd.DataFrame | None = None) -> tuple[LinearSpec, pd.DataFrame]:
     panel = trust_values(prep, "period", summary=summary) if panel is None else panel
-    wide = panel.pivot(index="trust_id", columns="period", values="value")
-    wts = panel.pivot(index="trust_id", columns="period", values="weight")
-    trusts = panel.drop_duplicates("trust_id").set_index("trust_id").loc[wide.index]
-    frame = trusts.assign(pre=wide["pre"], post_value=wide["post"], weight=wts["post"]).reset_index()
+    # one row per trust (sorted): its pre value, post value and post weight, its first row's trust columns
+    t_code, t_labels = sorted_codes(panel["trust_id"])
+    period = panel["period"].to_numpy(dtype=object)
+    value, weight = panel["value"].to_numpy(dtype=float), panel["weight"].to_numpy(dtype=float)
+    by_period = {}
+    for label in ("pre", "post"):
+        rows = np.flatnonzero(period == label)
+        if len(np.unique(t_code[rows])) < len(rows):
+            raise DataError(f"ancova: more than one {label!r} row for a trust in the trust values; expected one "
+                            "row per trust and period")
+        by_period[label] = rows
+    pre, post_value, post_weight = np.full(len(t_labels), np.nan), np.full(len(t_labels), np.nan), np.full(len(t_labels), np.nan)
+    pre[t_code[by_period["pre"]]] = value[by_period["pre"]]
+    post_value[t_code[by_period["post"]]] = value[by_period["post"]]
+    post_weight[t_code[by_period["post"]]] = weight[by_period["post"]]
+    frame = panel.iloc[np.unique(t_code, return_index=True)[1]]
     unit, labels, assignment = _units(frame, prep.design)
     spec = LinearSpec(
-        estimator="ancova", outcome=prep.entry.name, y=frame["post_value"].to_numpy(dtype=float),
-        weights=frame["weight"].to_numpy(dtype=float) if weights == "denominator" else None,
-        fixed=np.column_stack([np.ones(len(frame)), frame["pre"].to_numpy(dtype=float)]),
+        estimator="ancova", outcome=prep.entry.name, y=post_value,
+        weights=post_weight if weights == "denominator" else None,
+        fixed=np.column_stack([np.ones(len(frame)), pre]),
         fixed_names=("intercept", "baseline"), scales=np.ones((1, len(frame))), treat_names=("treated",),
         coef_name="treated", unit=unit, unit_labels=labels, unit_assignment=assignment,
-        trust=pd.factorize(frame["trust_id"], sort=True)[0], cluster=prep.cluster_codes(frame),
+        trust=np.arange(len(t_labels)), cluster=prep.cluster_codes(frame),
     )
     return spec, frame
 
@@ -291,7 +306,8 @@ def ancova(
     prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="ancova", trust_level_only=True,
                    panel_ok=True, incomplete_pairs=incomplete_pairs, rates=rates)
     spec, frame = _ancova_spec(prep, weights, summary)
-    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
+    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names,
+              df_terms=[spec.coef_name])
     scale = scale_of(prep.entry, summary)
     estimand = {"risk_difference": "baseline-adjusted difference in post-period proportions",
                 "log_ratio": "baseline-adjusted difference in post-period mean log(1 + days)",
@@ -317,8 +333,8 @@ def _twfe_spec(prep: Prepared, weights: str | None, summary: str,
                panel: pd.DataFrame | None = None) -> tuple[LinearSpec, pd.DataFrame]:
     panel = trust_values(prep, "audit_year", summary=summary) if panel is None else panel
     post = np.isin(panel["audit_year"], prep.design.post_years).astype(float)
-    tcode, tlabels = pd.factorize(panel["trust_id"], sort=True)
-    ycode, ylabels = pd.factorize(panel["audit_year"], sort=True)
+    tcode, tlabels = sorted_codes(panel["trust_id"])
+    ycode, ylabels = sorted_codes(panel["audit_year"])
     TD, tn = _dummies(tcode, "trust", tlabels, drop_first=False)
     YD, yn = _dummies(ycode, "year", ylabels, drop_first=True)
     unit, labels, assignment = _units(panel, prep.design)
@@ -372,7 +388,8 @@ def did_twfe(
     prep = prepare(patients, outcome, design=design, cluster=cluster, estimator="did_twfe", trust_level_only=True,
                    panel_ok=True, incomplete_pairs=incomplete_pairs, rates=rates)
     spec, panel = _twfe_spec(prep, weights, summary)
-    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names)
+    fit = wls(spec.X, spec.y, weights=spec.weights, cluster=spec.cluster, vcov=vcov, names=spec.names,
+              df_terms=[spec.coef_name])
     scale = scale_of(prep.entry, summary)
     return _effect_from_fit(fit, "treated:post", prep=prep, estimator="did_twfe",
                             estimand="two-way fixed-effects difference in differences", scale=scale,
@@ -416,27 +433,29 @@ def event_study(
     if ref not in des.years:
         raise ValueError(f"reference_year={ref} is not a design year {list(des.years)}")
     panel = trust_values(prep, "audit_year", summary=summary)
-    years = [int(y) for y in des.years if (panel["audit_year"] == y).any()]
+    audit_year = panel["audit_year"].to_numpy()
+    years = [int(y) for y in des.years if (audit_year == y).any()]
     if ref not in years:
         raise DataError(f"event_study: no data in reference year {ref}")
-    tcode, tlabels = pd.factorize(panel["trust_id"], sort=True)
-    ycode, ylabels = pd.factorize(panel["audit_year"], sort=True)
+    tcode, tlabels = sorted_codes(panel["trust_id"])
+    ycode, ylabels = sorted_codes(panel["audit_year"])
     TD, tn = _dummies(tcode, "trust", tlabels, drop_first=False)
     YD, yn = _dummies(ycode, "year", ylabels, drop_first=True)
     treated = panel["treated"].to_numpy(dtype=float)
     effect_years = [y for y in years if y != ref]
-    E = np.column_stack([treated * (panel["audit_year"].to_numpy() == y) for y in effect_years])
+    E = np.column_stack([treated * (audit_year == y) for y in effect_years])
     names = [f"treated:{y}" for y in effect_years]
     X = np.column_stack([E, TD, YD])
     w = panel["weight"].to_numpy(dtype=float) if weights == "denominator" else None
     fit = wls(X, panel["value"].to_numpy(dtype=float), weights=w, cluster=prep.cluster_codes(panel), vcov=vcov,
-              names=names + tn + yn)
+              names=names + tn + yn, df_terms=names)  # (the df of the 85 fixed effects are never read)
     scale = scale_of(prep.entry, summary)
     effects = []
+    n_trusts = prep.n_trusts
     for y, name in zip(effect_years, names):
         e = _effect_from_fit(fit, name, prep=prep, estimator="event_study",
                              estimand=f"intervention − control difference in {y} relative to {ref}", scale=scale,
-                             n_obs=len(panel), level=level, vcov=vcov,
+                             n_obs=len(panel), level=level, vcov=vcov, n_trusts=n_trusts,
                              extra={"year": int(y), "period": des.period_of(y), "reference_year": int(ref)})
         effects.append(e)
     pre_idx = [i for i, y in enumerate(effect_years) if y in des.pre_years]

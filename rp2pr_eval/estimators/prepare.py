@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from rp2pr_eval._arrays import sorted_codes
 from rp2pr_eval._options import IncompletePairs, RatesType, check_option
 from rp2pr_eval.data.panel import analysis_mask, is_trust_panel
 from rp2pr_eval.data.validate import validate_panel, validate_patients
@@ -91,7 +92,7 @@ class Prepared:
         frame = self.rows if frame is None else frame
         if self.cluster is None:
             return None
-        return pd.factorize(frame[self.cluster], sort=True)[0]
+        return sorted_codes(frame[self.cluster])[0]
 
 
 def prepare(
@@ -241,24 +242,30 @@ def _finish_panel(rows: pd.DataFrame, entry: Outcome, *, design, cluster, keep_d
     during = period_code == 1
     if not keep_during:
         dropped["during_years"] = int(rows["denominator"].to_numpy()[during].sum())
-        rows, period_code = rows.loc[~during], period_code[~during]
+        keep = np.flatnonzero(~during)
     else:
         dropped["during_years"] = 0
+        keep = np.arange(len(rows))
+    period_code = period_code[keep]
+    arm = rows["arm"].to_numpy(dtype=object)[keep]  # numpy comparisons: a tenth of the time of pandas' on text
+    # rows.loc[keep].assign(period=..., post=..., treated=...), built from arrays at once (a third faster);
+    # the period labels take the dtype pandas gives text
+    periods = pd.Series(np.array(["pre", "during", "post"], dtype=object)).array.take(period_code)
+    out = pd.DataFrame({**{c: take_rows(rows[c], keep) for c in rows.columns}, "period": periods,
+                        "post": (period_code == 2).astype(float),
+                        "treated": (arm == design.intervention_arm).astype(float)})
+    out.index = rows.index[keep]
+    rows = out
     trust_codes, trusts = pd.factorize(rows["trust_id"], sort=False)
-    rows = rows.assign(
-        period=np.array(["pre", "during", "post"], dtype=object)[period_code],
-        post=(period_code == 2).astype(float),
-        treated=(rows["arm"] == design.intervention_arm).to_numpy().astype(float),
-    )
     if rows.empty:
         raise DataError(f"{estimator}: outcome {entry.name!r} has no trust cells to analyse")
     _check_periods(trusts, trust_codes, period_code, design, entry.name, estimator)
     if cluster is not None and cluster not in rows.columns:
         raise DataError(f"cluster column {cluster!r} is not in the trust panel")
     _check_cluster(rows, trust_codes, trusts, cluster)
-    for arm in design.arms:
-        if not (rows["arm"] == arm).any():
-            raise DataError(f"{estimator}: no {entry.name!r} trust cells in the {arm} arm")
+    for label in design.arms:
+        if not (arm == label).any():
+            raise DataError(f"{estimator}: no {entry.name!r} trust cells in the {label} arm")
     return Prepared(entry=entry, rows=rows, n_dropped=dropped, design=design, cluster=cluster, source="panel",
                     rates=rates, reference_rate=reference_rate, incomplete_pairs=incomplete_pairs,
                     incomplete=incomplete)
@@ -272,7 +279,11 @@ def _prepare_panel(panel: pd.DataFrame, outcome: str, *, design, cluster, kinds,
         raise DataError(f"{estimator} does not handle {entry.kind} outcomes such as {outcome!r}")
     if "outcome" not in panel.columns:
         raise DataError("trust panel lacks column 'outcome'")
-    rows = panel.loc[(panel["outcome"] == outcome).to_numpy()]
+    mine = panel["outcome"].to_numpy(dtype=object) == outcome
+    rows = panel if mine.all() else panel.loc[mine]  # (later steps copy before they add columns)
+    if rows.attrs:  # pandas deep-copies attrs in every operation on the frame; nothing here reads them
+        rows = rows.copy(deep=False)
+        rows.attrs = {}
     if rows.empty:
         held = sorted(map(str, pd.unique(panel["outcome"].dropna())))
         raise DataError(f"{estimator}: the trust panel has no rows for outcome {outcome!r}; it holds {held}")
@@ -342,19 +353,31 @@ def trust_values(prep: Prepared, by: str, *, summary: str = "mean_log") -> pd.Da
     keys = ["trust_id", "pair_id", "arm", "treated", by]
     if prep.cluster is not None and prep.cluster not in keys:
         keys = keys + [prep.cluster]
-    t_code, _ = pd.factorize(rows["trust_id"], sort=True)
-    b_code, b_labels = pd.factorize(rows[by], sort=True)
+    t_code, _ = sorted_codes(rows["trust_id"])
+    b_code, b_labels = sorted_codes(rows[by])
     key = t_code.astype(np.int64) * len(b_labels) + b_code
     if prep.source == "panel":
         first, values = panel_cells(key, rows, prep.reference_rate if prep.rates == "adjusted" else None)
     else:
         y = pd.to_numeric(rows[entry.name]).to_numpy(dtype=float)
         _, first, values = aggregate_cells(key, y, entry.kind, summary)
-    out = rows[keys].iloc[first].reset_index(drop=True)
-    for name, column in values.items():
-        out[name] = column
+    # built from arrays at once: a third of the time of rows[keys].iloc[first] and four more columns
+    out = pd.DataFrame({**{k: take_rows(rows[k], first) for k in keys}, **values})
     check_trust_variation(out, by, entry.name)
     return out
+
+
+def take_rows(column: pd.Series, positions: np.ndarray):
+    """The values of ``column`` at ``positions``, with its dtype, as a column for a new DataFrame.
+
+    What ``column.iloc[positions]`` holds, without the Series and its index: an extension array keeps
+    its dtype (text, categorical, nullable), a numpy column its numpy dtype (an object column stays
+    object; the DataFrame constructor would otherwise infer text from it).
+    """
+    if isinstance(column.dtype, np.dtype):
+        values = column.to_numpy()[positions]
+        return pd.Series(values, dtype=object) if values.dtype == object else values
+    return column.array.take(positions)
 
 
 def check_trust_variation(values: pd.DataFrame, by: str, outcome: str) -> None:
@@ -367,7 +390,12 @@ def check_trust_variation(values: pd.DataFrame, by: str, outcome: str) -> None:
     v = values["value"].to_numpy(dtype=float)
     if len(v) == 0:
         return
-    cell = values.groupby(["treated", by], observed=True, sort=False).ngroup().to_numpy()
+    # the cells' numbers of groupby(["treated", by], sort=False).ngroup(), from integer codes
+    t_code, _ = pd.factorize(values["treated"])
+    b_code, b_labels = pd.factorize(values[by])
+    known = (t_code >= 0) & (b_code >= 0)
+    cell = np.full(len(v), -1, dtype=np.intp)
+    cell[known] = pd.factorize(t_code[known].astype(np.int64) * len(b_labels) + b_code[known])[0]
     spread = np.zeros(cell.max() + 1)
     np.maximum.at(spread, cell, v)
     low = np.full(cell.max() + 1, np.inf)

@@ -105,7 +105,9 @@ class LinearFit:
     df : ndarray, shape (k,)
         Degrees of freedom of the reference t distribution of each coefficient
         (Satterthwaite for ``"CR2"``; ``G - 1`` for ``"CR1"``/``"CR3"`` with
-        clusters, ``N - K`` without; ``np.inf`` means normal).
+        clusters, ``N - K`` without; ``np.inf`` means normal). For a fit made with
+        ``wls(..., df_terms=...)`` the other coefficients' Satterthwaite df are
+        computed when ``df`` is first read (the same numbers, bit for bit).
     resid : ndarray, shape (n,)
         Raw residuals ``y - X β`` (not multiplied by the weights).
     n_obs, n_clusters : int, int or None
@@ -124,13 +126,21 @@ class LinearFit:
     coef: np.ndarray
     vcov: np.ndarray
     se: np.ndarray
-    df: np.ndarray
     resid: np.ndarray = field(repr=False)
     n_obs: int
     n_clusters: int | None
     vcov_type: str
     working_model: str = "identity"
     _state: _State | None = field(default=None, repr=False)
+    _df: np.ndarray | None = field(default=None, repr=False)  # None: not computed yet (df_terms)
+    _df_terms: dict = field(default_factory=dict, repr=False)  # {index: df} of the df_terms
+
+    @property
+    def df(self) -> np.ndarray:
+        """Degrees of freedom of each coefficient (see the class docstring)."""
+        if self._df is None:  # memoised on first use: the fit is immutable
+            object.__setattr__(self, "_df", readonly(_satterthwaite(self._state, np.eye(len(self.names)))))
+        return self._df
 
     def index(self, index_or_name: int | str) -> int:
         """Position of a coefficient given by position or name."""
@@ -152,7 +162,8 @@ class LinearFit:
         """
         check_level(level)
         i = self.index(index_or_name)
-        est, se, df = float(self.coef[i]), float(self.se[i]), float(self.df[i])
+        df = float(self._df_terms[i]) if self._df is None and i in self._df_terms else float(self.df[i])
+        est, se = float(self.coef[i]), float(self.se[i])
         t = (est - h0) / se if se > 0 else np.nan
         # (unfrozen calls: freezing a scipy distribution costs ~0.7 ms, more than the rest of the test)
         if np.isinf(df):
@@ -194,11 +205,22 @@ class _State:
     omega: np.ndarray  # M X'WΦWX M
     groups: ClusterGroups
     naive_df: float
+    blocks: dict = field(default_factory=dict)  # the two (n, 2k) blocks of _p_arrays, formed on first use
+
+    def p_blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """``[XΩ - WΦXM, -XM]`` and ``[X, WΦX]``, whose cluster cross products with ``p`` give ``P``."""
+        if not self.blocks:
+            X = self.X
+            XM = X @ self.bread
+            wphi = (self.w * self.phi)[:, None]
+            self.blocks["left"] = np.hstack([X @ self.omega - wphi * XM, -XM])
+            self.blocks["right"] = np.hstack([X, wphi * X])
+        return self.blocks["left"], self.blocks["right"]
 
 
 # --------------------------------------------------------------------------- public
 def wls(X, y, *, weights=None, cluster=None, vcov: VcovType = "CR2", names: Sequence[str] | None = None,
-        working_model: WorkingModel = "identity") -> LinearFit:
+        working_model: WorkingModel = "identity", df_terms: Sequence[str] | None = None) -> LinearFit:
     """Weighted least squares with cluster-robust covariance.
 
     Estimator: ``β = (X'WX)^{-1} X'Wy`` (computed by QR of ``W^{1/2}X``), with
@@ -226,6 +248,12 @@ def wls(X, y, *, weights=None, cluster=None, vcov: VcovType = "CR2", names: Sequ
     working_model : {"identity", "inverse_weights"}
         CR2 working model Φ: ``I`` (clubSandwich default for ``lm``, weighted or
         not) or ``W^{-1}`` (clubSandwich ``inverse_var = TRUE``). Same without weights.
+    df_terms : sequence of str, optional
+        ``"CR2"``: the coefficients whose Satterthwaite df are computed with the fit
+        (default all); the others' when ``fit.df`` is first read. A fixed-effects
+        design whose caller tests 5 of 90 coefficients then skips most of the df
+        work; every df is the number the full computation gives, bit for bit (each
+        coefficient's G×G matrix ``P`` is the same product of the same arrays).
 
     Returns
     -------
@@ -262,14 +290,23 @@ def wls(X, y, *, weights=None, cluster=None, vcov: VcovType = "CR2", names: Sequ
 
     state = _cr_state(Xa, w, bread, groups, vcov, working_model, weights is None, cluster is not None)
     V = _vcov_from_state(state, resid)
-    if vcov == "CR2":
-        df = _satterthwaite(state, np.eye(k))
+    df, df_some = None, {}
+    if vcov != "CR2":
+        df = readonly(np.full(k, state.naive_df))
+    elif df_terms is None:
+        df = readonly(_satterthwaite(state, np.eye(k)))
     else:
-        df = np.full(k, state.naive_df)
+        terms = [df_terms] if isinstance(df_terms, str) else list(df_terms)
+        unknown = [t for t in terms if t not in names_]
+        if unknown:
+            raise ValueError(f"df_terms: unknown coefficient(s) {unknown}; have {list(names_)}")
+        index = sorted({names_.index(t) for t in terms})
+        df_some = dict(zip(index, _satterthwaite(state, np.eye(k), rows=index)[index].tolist()))
     return LinearFit(
-        names=names_, coef=readonly(coef), vcov=readonly(V), se=readonly(np.sqrt(np.diag(V))), df=readonly(df),
+        names=names_, coef=readonly(coef), vcov=readonly(V), se=readonly(np.sqrt(np.diag(V))),
         resid=readonly(resid), n_obs=n, n_clusters=None if cluster is None else groups.n_groups,
-        vcov_type=vcov, working_model=working_model, _state=state)
+        vcov_type=vcov, working_model=working_model, _state=state, _df=df, _df_terms=df_some)
+
 
 
 def cluster_vcov(X, resid, *, weights=None, cluster=None, vcov: VcovType = "CR2",
@@ -459,20 +496,21 @@ def _vcov_from_state(state: _State, e: np.ndarray) -> np.ndarray:
     return (V + V.T) / 2
 
 
-def _p_arrays(state: _State, L: np.ndarray, *, all_terms: bool) -> np.ndarray:
+def _p_arrays(state: _State, L: np.ndarray, *, all_terms: bool, keep: np.ndarray | None = None) -> np.ndarray:
     """Working-model covariances of the cluster terms of the contrasts in ``L`` (k×q).
 
     ``P^{st}_{jk} = δ_jk Σ_{t∈j} φ p^s p^t - a^s_j' M b^t_k - b^s_j' M a^t_k + a^s_j' Ω a^t_k``
     with ``p = Q L``, ``a_j = X_j'p_j``, ``b_j = X_j'W_jΦ_j p_j``. Returns (q, G, G)
-    (only s = t) or (q, q, G, G).
+    (only s = t) or (q, q, G, G). ``keep`` (only s = t): return ``P^{ss}`` of these
+    contrasts only; the cluster cross products are still formed for all ``q``, so each
+    kept ``P^{ss}`` is the same matrix product of the same numbers as without ``keep``.
     """
-    X, g = state.X, state.groups
+    g = state.groups
     p = state.infl @ L  # (n, q)
-    XM = X @ state.bread
-    wphi = (state.w * state.phi)[:, None]
     # P = (a Ω - b M) a' - (a M) b': left rows [a_jΩ - b_jM, -a_jM], right rows [a_j, b_j]
-    left = g.cross(p, np.hstack([X @ state.omega - wphi * XM, -XM]))  # (G, q, 2k)
-    right = g.cross(p, np.hstack([X, wphi * X]))
+    left_block, right_block = state.p_blocks()
+    left = g.cross(p, left_block)  # (G, q, 2k)
+    right = g.cross(p, right_block)
     G, q, _ = left.shape
     j = np.arange(G)
     if all_terms:
@@ -481,21 +519,45 @@ def _p_arrays(state: _State, L: np.ndarray, *, all_terms: bool) -> np.ndarray:
         P = P.reshape(q, G, q, G).transpose(0, 2, 1, 3).copy()
         P[:, :, j, j] += np.moveaxis(g.cross(p, p * state.phi[:, None]), 0, -1)
         return P
-    P = left.transpose(1, 0, 2) @ right.transpose(1, 2, 0)  # (q, G, G)
-    P[:, j, j] += g.sum(p * p * state.phi[:, None]).T
+    if keep is None:
+        P = left.transpose(1, 0, 2) @ right.transpose(1, 2, 0)  # (q, G, G)
+        P[:, j, j] += g.sum(p * p * state.phi[:, None]).T
+        return P
+    P = left[:, keep, :].transpose(1, 0, 2) @ right[:, keep, :].transpose(1, 2, 0)  # (len(keep), G, G)
+    P[:, j, j] += g.sum(p * p * state.phi[:, None])[:, keep].T
     return P
 
 
-def _satterthwaite(state: _State, C: np.ndarray) -> np.ndarray:
-    """df = (tr P)² / ||P||²_F for each row of C, in chunks to bound memory."""
+def _satterthwaite(state: _State, C: np.ndarray, rows: Sequence[int] | None = None) -> np.ndarray:
+    """df = (tr P)² / ||P||²_F for each row of C, in chunks to bound memory.
+
+    ``rows``: only these rows of ``C`` (the others are NaN), computed in the same chunks as
+    without ``rows`` so that each is the same number.
+    """
     G = state.groups.n_groups
     step = max(1, _CHUNK // (G * G))
-    out = np.empty(C.shape[0])
+    if rows is None:
+        out = np.empty(C.shape[0])
+        for start in range(0, C.shape[0], step):
+            P = _p_arrays(state, C[start:start + step].T, all_terms=False)
+            tr = np.einsum("sjj->s", P)
+            with np.errstate(invalid="ignore", divide="ignore"):  # a zero contrast gives NaN
+                out[start:start + step] = tr**2 / np.einsum("sjk,sjk->s", P, P)
+        return out
+    out = np.full(C.shape[0], np.nan)
+    wanted = np.unique(np.asarray(rows, dtype=np.intp))
     for start in range(0, C.shape[0], step):
-        P = _p_arrays(state, C[start:start + step].T, all_terms=False)
+        chunk = C[start:start + step]
+        keep = wanted[(wanted >= start) & (wanted < start + step)] - start
+        if not len(keep):
+            continue
+        # numpy's einsum sums a stack of one G×G matrix in another order than a stack of several: keep a
+        # second matrix when the full computation's chunk has several, so that each df is the same number
+        stack = keep if len(keep) > 1 or len(chunk) == 1 else np.array([keep[0], (keep[0] + 1) % len(chunk)])
+        P = _p_arrays(state, chunk.T, all_terms=False, keep=stack)
         tr = np.einsum("sjj->s", P)
-        with np.errstate(invalid="ignore", divide="ignore"):  # a zero contrast gives NaN
-            out[start:start + step] = tr**2 / np.einsum("sjk,sjk->s", P, P)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start + keep] = (tr**2 / np.einsum("sjk,sjk->s", P, P))[:len(keep)]
     return out
 
 
