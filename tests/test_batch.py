@@ -135,8 +135,8 @@ def test_figures_regenerate_without_refitting(finished_run, monkeypatch):
 
 
 def test_jobs_run_longest_first_so_no_long_notebook_starts_last(tmp_path):
-    """The binary outcomes' notebooks (every estimator and referee check) first, the quick checks last,
-    the summary after all of them."""
+    """The outcome notebooks first (the summary waits for them), the binary outcomes' (every estimator
+    and referee check) before the others; then the other notebooks, longest first."""
     config = load_run_config(ROOT / "parameters")
     jobs, summary = batch.plan_jobs(config, params_file=tmp_path / "p.json", staging=tmp_path)
     names = [j.name for j in jobs]
@@ -145,7 +145,40 @@ def test_jobs_run_longest_first_so_no_long_notebook_starts_last(tmp_path):
     assert n_binary >= 10 and kinds[:n_binary] == ["binary"] * n_binary
     assert names.index("01_descriptives") < names.index("30_power") < names.index("00_data_checks")
     assert names[-1] == "00_data_checks" and summary.name == "20_summary"
-    assert names.index("10_outcome_analysis__survival_days") > names.index("01_descriptives")
+    n_outcomes = sum(j.template == "10_outcome_analysis" for j in jobs)
+    assert all(j.template == "10_outcome_analysis" for j in jobs[:n_outcomes])
+    assert names[n_outcomes - 1] == "10_outcome_analysis__survival_days"
+
+
+def test_the_summary_starts_when_the_last_outcome_notebook_ends_not_after_the_quick_checks(tmp_path):
+    """Two workers: the summary waits for every outcome notebook (it reads their results) and then goes
+    before the jobs still waiting; it never starts while an outcome notebook runs."""
+    import threading
+    import time as clock
+
+    config = load_run_config(ROOT / "parameters")
+    jobs, summary = batch.plan_jobs(config, params_file=tmp_path / "p.json", staging=tmp_path)
+    seconds = {j.name: (0.06 if j.template == "10_outcome_analysis" else 0.2) for j in jobs}
+    seconds[jobs[0].name] = 1.0                       # one long outcome notebook, ending while checks wait
+    log, lock = [], threading.Lock()
+
+    def execute(job):
+        with lock:
+            log.append(("start", job.name, clock.perf_counter()))
+        clock.sleep(seconds.get(job.name, 0.01))
+        job.status = "ok"
+        with lock:
+            log.append(("end", job.name, clock.perf_counter()))
+        return job
+
+    batch.run_jobs(jobs, summary, execute, workers=2)
+    starts = {n: t for e, n, t in log if e == "start"}
+    ends = {n: t for e, n, t in log if e == "end"}
+    outcome_ends = [ends[j.name] for j in jobs if j.template == "10_outcome_analysis"]
+    assert len(starts) == len(jobs) + 1 and starts["20_summary"] >= max(outcome_ends)
+    later = [j.name for j in jobs if starts[j.name] > starts["20_summary"]]
+    assert later, "the summary waited for the quick checks"
+    assert all(not n.startswith("10_outcome_analysis") for n in later)
 
 
 # ---------------------------------------------------------------- failures

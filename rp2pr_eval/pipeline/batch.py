@@ -46,7 +46,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -160,23 +160,25 @@ def plan_jobs(config: RunConfig, *, params_file: Path, staging: Path) -> tuple[l
                                              **({"output_dir": common["output_dir"]} if nb == "01_descriptives" else {})}))
         else:
             jobs.append(NotebookJob(nb, nb, dict(common)))
-    jobs.sort(key=_longest_first)          # no long job starts last (LPT order): the two kernels end together
+    # the outcome notebooks first (the summary waits for them), each group longest first (LPT order), so
+    # no long job starts last and the kernels end together
+    jobs.sort(key=_longest_first)
     return jobs, summary
 
 
 #: Seconds each notebook took on the bundled data (2 jobs, 2 cores), used only to order the jobs.
-_SECONDS = {"10_outcome_analysis": 15.0, "01_descriptives": 9.0, "30_power": 4.7, "00_data_checks": 3.6}
+_SECONDS = {"10_outcome_analysis": 11.0, "01_descriptives": 4.6, "30_power": 2.2, "00_data_checks": 2.0}
 #: Outcome notebooks of continuous and time-to-event outcomes run fewer estimators and referee checks.
-_SECONDS_BY_KIND = {"continuous": 11.0, "time_to_event": 4.6}
+_SECONDS_BY_KIND = {"continuous": 7.7, "time_to_event": 2.0}
 
 
-def _longest_first(job: NotebookJob) -> tuple[float, str]:
+def _longest_first(job: NotebookJob) -> tuple[bool, float, str]:
     from rp2pr_eval.study.outcomes import OUTCOMES
 
     seconds = _SECONDS.get(job.template, 5.0)
     if job.outcome is not None and job.outcome in OUTCOMES:
         seconds = _SECONDS_BY_KIND.get(OUTCOMES[job.outcome].kind, seconds)
-    return -seconds, job.name
+    return job.template != "10_outcome_analysis", -seconds, job.name
 
 
 #: Socket prefixes k1, k2, ... of the kernels this process starts (``next`` on a count is atomic in CPython).
@@ -359,27 +361,13 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
 
     server = kernel_server.KernelServer(private) if fork_kernels and kernel_server.supported() else None
     bar = _progress(len(jobs) + (summary is not None), progress)
-    pool = ThreadPoolExecutor(max_workers=max(1, config.jobs))
-    futures = [pool.submit(_execute, job, staging, private, server) for job in jobs]
     try:
-        for fut in as_completed(futures):
-            job = fut.result()
-            bar.update(1)
-            bar.set_postfix_str(f"{job.name}: {job.status}")
-        if summary is not None:
-            futures.append(pool.submit(_execute, summary, staging, private, server))
-            futures[-1].result()
-            bar.update(1)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        _stop_kernels()
-        wait(futures, timeout=30)          # the notebook threads end once their kernels are gone
-        raise
+        run_jobs(jobs, summary, lambda job: _execute(job, staging, private, server), workers=config.jobs,
+                 on_done=lambda job: (bar.update(1), bar.set_postfix_str(f"{job.name}: {job.status}")))
     finally:
         bar.close()
         if server is not None:
             server.stop()
-    pool.shutdown()
     result.jobs = jobs + ([summary] if summary is not None else [])
     result.not_estimable = _not_estimable(staging)
     result.not_applicable = _not_estimable(staging, prefix="not applicable")
@@ -400,6 +388,53 @@ def _run(config: RunConfig, patients, data: Path, run_id: str, staging: Path, pr
     ids = set(patients["patient_id"].astype(str)) if "patient_id" in patients.columns else set()
     result.audit = audit_run(staging, patient_ids=ids, policy=None, design=config.design)
     _write_manifest(staging, config, data, result, started, run_id, timings)
+
+
+def run_jobs(jobs: list[NotebookJob], summary: NotebookJob | None, execute, *, workers: int,
+             on_done=None) -> None:
+    """Run ``execute(job)`` for every job in ``workers`` threads, in the given order, and the summary
+    as soon as the last outcome notebook (``10_outcome_analysis``) has ended — it reads only their
+    results, so it need not wait for the quick checks, and the run does not end with a kernel idle.
+
+    On any exception or signal the waiting jobs are cancelled, the kernels stopped and the exception
+    re-raised once the running jobs have returned.
+    """
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    waiting = list(jobs) + ([summary] if summary is not None else [])
+    outcomes_left = {j.name for j in jobs if j.template == "10_outcome_analysis"}
+    futures: list = []
+    running: set = set()
+
+    def start_next() -> None:
+        if summary is not None and summary in waiting and not outcomes_left:
+            job = summary
+        else:
+            job = next((j for j in waiting if j is not summary), None)
+            if job is None:                # only the summary waits, for outcome notebooks still running
+                return
+        waiting.remove(job)
+        fut = pool.submit(execute, job)
+        futures.append(fut)
+        running.add(fut)
+
+    try:
+        for _ in range(max(1, workers)):
+            start_next()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                running.discard(fut)
+                job = fut.result()
+                outcomes_left.discard(job.name)
+                if on_done is not None:
+                    on_done(job)
+                start_next()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_kernels()
+        wait(futures, timeout=30)          # the notebook threads end once their kernels are gone
+        raise
+    pool.shutdown()
 
 
 # --------------------------------------------------------------------------- faults and isolation
