@@ -92,3 +92,16 @@ def test_commands_the_server_cannot_fork_fall_back_to_an_ordinary_start(tmp_path
     assert server.fork([sys.executable, "-O", "-m", "ipykernel_launcher", "-f", "x"], dict(os.environ), None) is None
     server.stop()
     assert server.fork([sys.executable, "-m", "ipykernel_launcher", "-f", "x"], dict(os.environ), None) is None
+
+
+def test_a_private_folder_too_deep_for_a_unix_socket_gets_no_server(tmp_path):
+    """Socket paths hold ~104 bytes: a deeper folder (a long $TMPDIR) starts its kernels the ordinary way,
+    quietly, instead of a server that cannot bind."""
+    import sys
+
+    deep = tmp_path / ("d" * (kernel_server.MAX_SOCKET_PATH - len(str(tmp_path))))
+    deep.mkdir()
+    srv = kernel_server.KernelServer(deep)
+    assert srv.process is None and not srv.ready()
+    assert srv.fork([sys.executable, "-m", "ipykernel_launcher", "-f", "x"], dict(os.environ), None) is None
+    srv.stop()

@@ -34,7 +34,6 @@ as it does when run alone with Papermill or in JupyterLab.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import platform
@@ -55,6 +54,7 @@ from rp2pr_eval import paths
 from rp2pr_eval.errors import DataError, ParameterError
 from rp2pr_eval.pipeline.config import RunConfig
 from rp2pr_eval.pipeline.environment import environment_record, installed_versions, sha256
+from rp2pr_eval.pipeline.kernel_server import ipc_kernel_manager
 
 #: Run ids: letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit (no path separators).
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -179,47 +179,6 @@ def _longest_first(job: NotebookJob) -> tuple[bool, float, str]:
     if job.outcome is not None and job.outcome in OUTCOMES:
         seconds = _SECONDS_BY_KIND.get(OUTCOMES[job.outcome].kind, seconds)
     return job.template != "10_outcome_analysis", -seconds, job.name
-
-
-#: Socket prefixes k1, k2, ... of the kernels this process starts (``next`` on a count is atomic in CPython).
-_SOCKET_IDS = itertools.count(1)
-
-
-def ipc_kernel_manager(folder: str | Path, server=None) -> type:
-    """A kernel manager whose kernel talks over Unix sockets in ``folder`` instead of loopback TCP.
-
-    The notebook kernels hold the patient table. Over TCP (jupyter_client's default) every message,
-    code and outputs, crosses the loopback interface in plain text on ports any local user can reach
-    (ipykernel >= 7.3 warns about it on each start). Unix sockets in the run's private 0700 folder are
-    reachable by the run's user only, need no encryption and are removed with the folder. Each kernel
-    gets its own short socket prefix (Unix socket paths are limited to about 104 bytes).
-
-    With a :class:`~rp2pr_eval.pipeline.kernel_server.KernelServer`, kernels are forked from it (already
-    imported: about 3 s of CPU less per kernel); where it cannot start one, the kernel starts as usual.
-    """
-    from jupyter_client import AsyncKernelManager
-
-    base = Path(folder)
-
-    class IPCKernelManager(AsyncKernelManager):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.transport = "ipc"
-            self.ip = str(base / f"k{next(_SOCKET_IDS)}")
-
-        async def _async_launch_kernel(self, kernel_cmd, **kw):
-            forked = None if server is None else server.fork(kernel_cmd, kw.get("env") or dict(os.environ),
-                                                             kw.get("cwd"))
-            if forked is None:
-                return await super()._async_launch_kernel(kernel_cmd, **kw)
-            # what LocalProvisioner.launch_kernel records for a Popen; no process group (pgid None), so
-            # every signal goes through the kernel's pidfd
-            provisioner = self.provisioner
-            provisioner.process, provisioner.pid, provisioner.pgid = forked, forked.pid, None
-            provisioner.cwd = kw.get("cwd", os.getcwd())
-            self._reconcile_connection_info(provisioner.connection_info)
-
-    return IPCKernelManager
 
 
 def _execute(job: NotebookJob, staging: Path, private: Path | None = None, server=None) -> NotebookJob:

@@ -31,6 +31,7 @@ Safety and faults:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import select
@@ -51,6 +52,8 @@ PRELOAD = (
     "statsmodels.genmod.generalized_linear_model", "statsmodels.regression.mixed_linear_model",
     "scipy.optimize", "pyarrow.parquet", "PIL.PngImagePlugin",
 )
+#: Longest socket path (bytes) the server binds; Unix socket paths are limited to about 104 bytes.
+MAX_SOCKET_PATH = 100
 #: Seconds the runner waits for the server to be ready before starting kernels the ordinary way.
 READY_TIMEOUT = 60.0
 _MODULE = "rp2pr_eval.pipeline.kernel_server"
@@ -66,12 +69,17 @@ class KernelServer:
     """The runner's handle on a kernel server (see the module docstring)."""
 
     def __init__(self, folder: str | Path) -> None:
-        self.path = Path(folder) / "kernels.sock"
-        self.process = subprocess.Popen([sys.executable, "-m", _MODULE, str(self.path)], stdin=subprocess.DEVNULL)
+        self.path = Path(folder) / "ks"
         self._ready = False
+        # a Unix socket path holds at most ~104 bytes (macOS; 108 on Linux): a deeper private folder
+        # (a long $TMPDIR) gets no server, and its kernels start the ordinary way
+        self.process = None if len(os.fsencode(self.path)) + len(".new") > MAX_SOCKET_PATH else subprocess.Popen(
+            [sys.executable, "-m", _MODULE, str(self.path)], stdin=subprocess.DEVNULL)
 
     def ready(self, timeout: float = READY_TIMEOUT) -> bool:
         """Wait until the server listens (``False`` if it stopped or did not start in time)."""
+        if self.process is None:
+            return False
         end = time.monotonic() + timeout
         while not self._ready:
             if self.process.poll() is not None or time.monotonic() > end:
@@ -107,7 +115,7 @@ class KernelServer:
 
     def stop(self) -> None:
         """Stop the server (its kernels end on their own once it is gone); waits up to 5 s, then kills."""
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=5)
@@ -171,6 +179,47 @@ def _read_all(conn: socket.socket) -> bytes:
     while chunk := conn.recv(65536):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+#: Socket prefixes k1, k2, ... of the kernels this process starts (``next`` on a count is atomic in CPython).
+_SOCKET_IDS = itertools.count(1)
+
+
+def ipc_kernel_manager(folder: str | Path, server: KernelServer | None = None) -> type:
+    """A kernel manager whose kernel talks over Unix sockets in ``folder`` instead of loopback TCP.
+
+    The notebook kernels hold the patient table. Over TCP (jupyter_client's default) every message,
+    code and outputs, crosses the loopback interface in plain text on ports any local user can reach
+    (ipykernel >= 7.3 warns about it on each start). Unix sockets in the run's private 0700 folder are
+    reachable by the run's user only, need no encryption and are removed with the folder. Each kernel
+    gets its own short socket prefix (Unix socket paths are limited to about 104 bytes).
+
+    With a :class:`~rp2pr_eval.pipeline.kernel_server.KernelServer`, kernels are forked from it (already
+    imported: about 3 s of CPU less per kernel); where it cannot start one, the kernel starts as usual.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    base = Path(folder)
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.transport = "ipc"
+            self.ip = str(base / f"k{next(_SOCKET_IDS)}")
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            forked = None if server is None else server.fork(kernel_cmd, kw.get("env") or dict(os.environ),
+                                                             kw.get("cwd"))
+            if forked is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            # what LocalProvisioner.launch_kernel records for a Popen; no process group (pgid None), so
+            # every signal goes through the kernel's pidfd
+            provisioner = self.provisioner
+            provisioner.process, provisioner.pid, provisioner.pgid = forked, forked.pid, None
+            provisioner.cwd = kw.get("cwd", os.getcwd())
+            self._reconcile_connection_info(provisioner.connection_info)
+
+    return IPCKernelManager
 
 
 # ------------------------------------------------------------------------------------------- server side
@@ -239,16 +288,20 @@ def serve(path: str | Path) -> int:
     import importlib
 
     for name in PRELOAD:
-        with contextlib.suppress(ImportError):
+        with contextlib.suppress(Exception):     # a module that fails here fails in the kernel, as usual
             importlib.import_module(name)
     signal.signal(signal.SIGCHLD, _reap)
     path = Path(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     partial = path.with_name(path.name + ".new")
-    listener.bind(str(partial))
-    os.chmod(partial, 0o600)
-    listener.listen(8)
-    os.replace(partial, path)                            # visible once it accepts connections
+    try:
+        listener.bind(str(partial))
+        os.chmod(partial, 0o600)
+        listener.listen(8)
+        os.replace(partial, path)                        # visible once it accepts connections
+    except OSError:                                      # the runner falls back to ordinary kernels
+        listener.close()
+        return 1
     listener.settimeout(1.0)
     try:
         while not stop and os.getppid() == runner:
