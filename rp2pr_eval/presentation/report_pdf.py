@@ -236,7 +236,7 @@ def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run"
     out = run_dir / "report.pdf"
     tmp = run_dir / ".report.pdf.partial"
     pages_pdf = io.BytesIO()
-    placed: list[tuple[int, Path, tuple[float, float, float]]] = []     # page, figure PDF, (x, y, width) in pt
+    placed: list[tuple[int, object, tuple[float, float, float]]] = []   # page, figure's PDF page, (x, y, width) pt
     with PdfPages(pages_pdf, metadata={"Title": title, "Subject": f"data SHA-256 {text['data_sha']}…",
                                        "Creator": "rp2pr_eval", "CreationDate": None}) as pdf:
         pages = _TextPages(pdf)
@@ -261,9 +261,9 @@ def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run"
         pages.flush()                          # the sections start on a page of their own
         _sections(pages, run_dir)
         for path, caption in _figure_pages(run_dir):
-            placement = _figure_page(pdf, path, caption)
-            if placement is not None:
-                placed.append((pdf.get_pagecount() - 1, path.with_suffix(".pdf"), placement))
+            vector, placement = _figure_page(pdf, path, caption)
+            if vector is not None:
+                placed.append((pdf.get_pagecount() - 1, vector, placement))
     _place_vector_figures(pages_pdf, placed, tmp)
     tmp.replace(out)
     return out
@@ -273,16 +273,17 @@ def write_report_pdf(run_dir: str | Path, *, title: str = "ILCOP evaluation run"
 _FIGURE_WIDTH, _FIGURE_HEIGHT = 0.86, 0.8
 
 
-def _figure_page(pdf, path: Path, caption: str) -> tuple[float, float, float] | None:
+def _figure_page(pdf, path: Path, caption: str):
     """One A4 page for a figure: its caption, and either room for the figure's own (vector) PDF —
-    returned as (x, y, width) in points, placed by :func:`_place_vector_figures` — or, where the run has
-    no PDF of the figure, its PNG's pixels as they are."""
+    returned with its page as (page, (x, y, width) in points), placed by :func:`_place_vector_figures` —
+    or, where the run has no readable PDF of the figure, its PNG's pixels as they are: (None, None)."""
     from matplotlib.figure import Figure
 
-    vector = path.with_suffix(".pdf")
-    size = _pdf_page_size(vector)
-    is_vector = size is not None
-    if not is_vector:
+    vector = _pdf_first_page(path.with_suffix(".pdf"))
+    is_vector = vector is not None
+    if is_vector:
+        size = (float(vector.mediabox.width), float(vector.mediabox.height))
+    else:
         from PIL import Image
 
         with Image.open(path) as png:          # 8-bit pixels as they are (imread would make floats)
@@ -296,24 +297,25 @@ def _figure_page(pdf, path: Path, caption: str) -> tuple[float, float, float] | 
     fig.text(0.07, 0.88 - height, f"figures/{path.stem} (.png, .svg, .pdf)", fontsize=8, color="#555", va="top")
     if is_vector:
         pdf.savefig(fig)
-        return 0.07 * A4[0] * 72, (0.9 - height) * A4[1] * 72, width * A4[0] * 72
+        return vector, (0.07 * A4[0] * 72, (0.9 - height) * A4[1] * 72, width * A4[0] * 72)
     ax = fig.add_axes((0.07, 0.9 - height, width, height))
     ax.imshow(image, interpolation="none")     # the PNG's own pixels, unresampled (the viewer scales them)
     ax.set_axis_off()
     pdf.savefig(fig)
-    return None
+    return None, None
 
 
-def _pdf_page_size(path: Path) -> tuple[float, float] | None:
-    """Width and height (points) of the first page of a figure's PDF; ``None`` if there is none or it is unreadable."""
+def _pdf_first_page(path: Path):
+    """The first page of a figure's PDF (read once, placed later); ``None`` if there is none or it is unreadable."""
     if not path.is_file():
         return None
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
     try:
-        box = PdfReader(path).pages[0].mediabox
-        return float(box.width), float(box.height)
+        page = PdfReader(path).pages[0]
+        float(page.mediabox.width), float(page.mediabox.height)
+        return page
     except (PyPdfError, OSError, ValueError, IndexError, KeyError):
         return None
 
@@ -331,8 +333,7 @@ def _place_vector_figures(pages_pdf, placed, target: Path) -> None:
     from pypdf.generic import ArrayObject, DictionaryObject, FloatObject, NameObject, StreamObject
 
     writer = PdfWriter(clone_from=PdfReader(pages_pdf))
-    for k, (index, figure_pdf, (x, y, width)) in enumerate(placed):
-        figure = PdfReader(figure_pdf).pages[0]
+    for k, (index, figure, (x, y, width)) in enumerate(placed):
         scale = width / float(figure.mediabox.width)
         page = writer.pages[index]
         content = figure.get("/Contents")
